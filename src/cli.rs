@@ -1,0 +1,128 @@
+//! The clap tree: global flags, one `Args` struct per command (defined beside
+//! the command in `commands/`), and the dispatcher. Flags are kebab-case; the
+//! snake_case spellings ms-swift users type are accepted as hidden aliases.
+
+use std::ffi::OsString;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+use crate::error::{exit_code_for, render_error, EXIT_ERROR, EXIT_OK};
+use crate::printer::Printer;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "swift",
+    version,
+    about = "Take a large language model through its whole life on one machine",
+    long_about = "Take a large language model through its whole life on one machine: \
+download it, check that it fits, fine-tune it (LoRA, QLoRA, full), align it with \
+preference data, merge the adapter, evaluate it, and serve it behind an \
+OpenAI-compatible API.",
+    after_help = "Exit codes: 0 success, 1 error, 2 usage error, 3 does not fit the memory budget, 130 interrupted.",
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Print only results and errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more (repeat for more detail)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to use colours (NO_COLOR is respected under `auto`)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Do not draw progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch a model or dataset from the Hugging Face Hub or ModelScope
+    Download(commands::download::DownloadArgs),
+    /// Predict the peak memory of a job and decide whether it fits
+    #[command(name = "estimate-vram", visible_alias = "estimate")]
+    EstimateVram(commands::estimate_vram::EstimateVramArgs),
+    /// Generate from the terminal, or serve an OpenAI-compatible API
+    Infer(commands::infer::InferArgs),
+    /// Print a shell completion script
+    Completions(commands::completions::CompletionsArgs),
+}
+
+/// Parse `args` and run. Returns the process exit code.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to
+            // stderr (exit 2).
+            let _ = err.print();
+            return err.exit_code();
+        }
+    };
+    let printer = Printer::from_global(&cli.global);
+    match dispatch(cli, &printer) {
+        Ok(()) => EXIT_OK,
+        Err(err) => {
+            let code = exit_code_for(&err);
+            if let Some(text) = render_error(&err) {
+                printer.error(&text);
+            }
+            if code == EXIT_OK {
+                EXIT_ERROR
+            } else {
+                code
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Download(args) => commands::download::run(args, printer),
+        Command::EstimateVram(args) => commands::estimate_vram::run(args, printer),
+        Command::Infer(args) => commands::infer::run(args, printer),
+        Command::Completions(args) => commands::completions::run(args, printer),
+    }
+}
+
+/// The clap command, for completions, man pages and tests.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

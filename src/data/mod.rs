@@ -1,0 +1,1 @@
+//! Dataset formats -> tokenized, label-masked batches (issue 04).

@@ -1,0 +1,5 @@
+//! Model config, loaders (safetensors, GGUF), the decoder, linear layers
+//! (dense | quantized | LoRA), KV cache.
+
+pub mod config;
+pub mod gguf;

@@ -1,0 +1,1 @@
+//! The trainer loop shared by finetune and dpo (issue 04).
