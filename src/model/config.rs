@@ -364,6 +364,123 @@ impl ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// Hyper-parameters from GGUF metadata (`{arch}.*` keys of llama / qwen2 /
+    /// qwen3 files). Tied embeddings when the file has no `output.weight`;
+    /// qkv bias when it has `blk.0.attn_q.bias`; q/k norm when it has
+    /// `blk.0.attn_q_norm.weight`.
+    pub fn from_gguf(g: &crate::model::gguf::GgufFile) -> Result<ModelConfig> {
+        let arch = g
+            .architecture()
+            .context("GGUF metadata has no `general.architecture`")?
+            .to_string();
+        let Some(family) = Family::from_model_type(&arch) else {
+            bail!(
+                "unsupported GGUF architecture `{arch}` (supported: llama, mistral, qwen2, qwen3)"
+            );
+        };
+        if family == Family::Qwen {
+            bail!(
+                "unsupported GGUF architecture `{arch}` (supported: llama, mistral, qwen2, qwen3)"
+            );
+        }
+        let key = |k: &str| format!("{arch}.{k}");
+        let need = |k: &str| -> Result<usize> {
+            g.get_u64(&key(k))
+                .map(|x| x as usize)
+                .with_context(|| format!("GGUF metadata `{}` is missing", key(k)))
+        };
+        let hidden_size = need("embedding_length")?;
+        let num_hidden_layers = need("block_count")?;
+        let intermediate_size = need("feed_forward_length")?;
+        let num_attention_heads = need("attention.head_count")?;
+        let num_key_value_heads = g
+            .get_u64(&key("attention.head_count_kv"))
+            .map(|x| x as usize)
+            .unwrap_or(num_attention_heads);
+        if num_attention_heads == 0
+            || num_key_value_heads == 0
+            || num_attention_heads % num_key_value_heads != 0
+        {
+            bail!("attention.head_count {num_attention_heads} is not a multiple of attention.head_count_kv {num_key_value_heads}");
+        }
+        let head_dim = match g.get_u64(&key("attention.key_length")) {
+            Some(d) => d as usize,
+            None => {
+                if hidden_size % num_attention_heads != 0 {
+                    bail!("embedding_length {hidden_size} is not divisible by attention.head_count {num_attention_heads}");
+                }
+                hidden_size / num_attention_heads
+            }
+        };
+        let vocab_size = match g.get_array("tokenizer.ggml.tokens") {
+            Some(t) => t.len(),
+            None => match g.get_u64(&key("vocab_size")) {
+                Some(v) => v as usize,
+                None => g
+                    .tensor("token_embd.weight")
+                    .and_then(|t| t.dims.get(1).copied())
+                    .context("cannot tell the vocabulary size from the GGUF file")?
+                    as usize,
+            },
+        };
+        let max_position_embeddings = g
+            .get_u64(&key("context_length"))
+            .map(|x| x as usize)
+            .unwrap_or(4096);
+        let rms_norm_eps = g
+            .get_f64(&key("attention.layer_norm_rms_epsilon"))
+            .unwrap_or(1e-6);
+        let rope_theta = g.get_f64(&key("rope.freq_base")).unwrap_or(10000.0);
+        let rope_scaling = match g.get_str(&key("rope.scaling.type")) {
+            Some(t) if t != "none" => Some(RopeScaling {
+                rope_type: t.to_string(),
+                factor: g.get_f64(&key("rope.scaling.factor")).unwrap_or(1.0),
+                low_freq_factor: None,
+                high_freq_factor: None,
+                original_max_position_embeddings: g
+                    .get_u64(&key("rope.scaling.original_context_length"))
+                    .map(|x| x as usize),
+            }),
+            _ => None,
+        };
+        let tie_word_embeddings = g.tensor("output.weight").is_none();
+        let attention_bias = g.tensor("blk.0.attn_q.bias").is_some();
+        let qk_norm = g.tensor("blk.0.attn_q_norm.weight").is_some();
+        let sliding_window = g
+            .get_u64(&key("attention.sliding_window"))
+            .map(|x| x as usize);
+        let bos_token_id = g.get_u64("tokenizer.ggml.bos_token_id").map(|x| x as u32);
+        let eos_token_ids = g
+            .get_u64("tokenizer.ggml.eos_token_id")
+            .map(|x| vec![x as u32])
+            .unwrap_or_default();
+        let torch_dtype = None;
+        Ok(ModelConfig {
+            family,
+            model_type: arch,
+            hidden_size,
+            intermediate_size,
+            num_hidden_layers,
+            num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            vocab_size,
+            max_position_embeddings,
+            rms_norm_eps,
+            rope_theta,
+            rope_scaling,
+            tie_word_embeddings,
+            attention_bias,
+            qk_norm,
+            sliding_window,
+            torch_dtype,
+            bos_token_id,
+            eos_token_ids,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
