@@ -65,6 +65,9 @@ fn non_gguf_and_truncated_files_are_clear_errors() {
     std::fs::write(&t, &bytes[..bytes.len() / 2]).unwrap();
     let e = format!("{:#}", GgufFile::open(&t).unwrap_err());
     assert!(e.contains("truncated"), "{e}");
-    let e = format!("{:#}", GgufFile::open(dir.path().join("nope.gguf")).unwrap_err());
+    let e = format!(
+        "{:#}",
+        GgufFile::open(dir.path().join("nope.gguf")).unwrap_err()
+    );
     assert!(e.contains("nope.gguf"), "{e}");
 }

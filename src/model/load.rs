@@ -1,0 +1,298 @@
+//! Reading weights from Hugging Face folders (safetensors, memory-mapped,
+//! single or sharded, f32/f16/bf16) and from GGUF files (blocks kept as they
+//! are), mapped to HF names and the HF (un-permuted) q/k row layout.
+
+use super::config::{Family, ModelConfig};
+use super::gguf::{GgmlType, GgufFile};
+use super::linear::Linear;
+use super::quant::{self, QWeight};
+use anyhow::{bail, Context, Result};
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Tensor};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A source of named weights in HF naming (`model.layers.0.self_attn.q_proj.weight`).
+pub enum WeightSource {
+    Safetensors {
+        st: MmapedSafetensors,
+        names: BTreeSet<String>,
+        dir: PathBuf,
+    },
+    Gguf {
+        file: GgufFile,
+        cfg: ModelConfig,
+    },
+}
+
+/// The safetensors files of an HF folder (index or single file).
+pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let text = std::fs::read_to_string(&index)
+            .with_context(|| format!("reading {}", index.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
+        let map = v
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .with_context(|| format!("{} has no weight_map", index.display()))?;
+        let files: BTreeSet<&str> = map.values().filter_map(|f| f.as_str()).collect();
+        let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+        for p in &paths {
+            if !p.exists() {
+                bail!(
+                    "shard {} named in {} is missing",
+                    p.display(),
+                    index.display()
+                );
+            }
+        }
+        return Ok(paths);
+    }
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        bail!("no *.safetensors weights in {}", dir.display());
+    }
+    Ok(found)
+}
+
+/// Row permutation that undoes llama.cpp's q/k permutation: HF row
+/// `h*hd + s*hd/2 + i` is GGUF row `h*hd + 2*i + s`.
+pub fn unpermute_rows(n_head: usize, rows: usize) -> Vec<usize> {
+    let hd = rows / n_head;
+    let half = hd / 2;
+    let mut perm = vec![0; rows];
+    for h in 0..n_head {
+        for s in 0..2 {
+            for i in 0..half {
+                perm[h * hd + s * half + i] = h * hd + 2 * i + s;
+            }
+        }
+    }
+    perm
+}
+
+/// The GGUF name of an HF tensor name.
+fn gguf_name(hf: &str) -> Option<String> {
+    let simple = match hf {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(s) = simple {
+        return Some(s.to_string());
+    }
+    let rest = hf.strip_prefix("model.layers.")?;
+    let (n, rest) = rest.split_once('.')?;
+    let map = [
+        ("input_layernorm.weight", "attn_norm.weight"),
+        ("post_attention_layernorm.weight", "ffn_norm.weight"),
+        ("self_attn.q_proj.weight", "attn_q.weight"),
+        ("self_attn.k_proj.weight", "attn_k.weight"),
+        ("self_attn.v_proj.weight", "attn_v.weight"),
+        ("self_attn.o_proj.weight", "attn_output.weight"),
+        ("self_attn.q_proj.bias", "attn_q.bias"),
+        ("self_attn.k_proj.bias", "attn_k.bias"),
+        ("self_attn.v_proj.bias", "attn_v.bias"),
+        ("self_attn.q_norm.weight", "attn_q_norm.weight"),
+        ("self_attn.k_norm.weight", "attn_k_norm.weight"),
+        ("mlp.gate_proj.weight", "ffn_gate.weight"),
+        ("mlp.up_proj.weight", "ffn_up.weight"),
+        ("mlp.down_proj.weight", "ffn_down.weight"),
+    ];
+    map.iter()
+        .find(|(h, _)| *h == rest)
+        .map(|(_, g)| format!("blk.{n}.{g}"))
+}
+
+impl WeightSource {
+    /// Open the safetensors of an HF folder.
+    pub fn hf(dir: &Path) -> Result<WeightSource> {
+        let files = safetensors_files(dir)?;
+        // SAFETY: read-only memory maps of files we do not modify.
+        let st = unsafe { MmapedSafetensors::multi(&files) }
+            .with_context(|| format!("memory-mapping safetensors in {}", dir.display()))?;
+        let names = st.tensors().into_iter().map(|(n, _)| n).collect();
+        Ok(WeightSource::Safetensors {
+            st,
+            names,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Use a parsed GGUF file.
+    pub fn gguf(file: GgufFile, cfg: ModelConfig) -> WeightSource {
+        WeightSource::Gguf { file, cfg }
+    }
+
+    fn where_(&self) -> String {
+        match self {
+            WeightSource::Safetensors { dir, .. } => dir.display().to_string(),
+            WeightSource::Gguf { file, .. } => file.path.display().to_string(),
+        }
+    }
+
+    /// Whether a tensor exists.
+    pub fn has(&self, name: &str) -> bool {
+        match self {
+            WeightSource::Safetensors { names, .. } => names.contains(name),
+            WeightSource::Gguf { file, .. } => {
+                gguf_name(name).is_some_and(|g| file.tensor(&g).is_some())
+            }
+        }
+    }
+
+    /// Which q/k permutation (number of heads) applies to an HF name in a GGUF file.
+    fn permute_heads(&self, name: &str) -> Option<usize> {
+        match self {
+            WeightSource::Gguf { cfg, file } if file.architecture() == Some("llama") => {
+                let _ = cfg.family == Family::Llama;
+                if name.ends_with("self_attn.q_proj.weight")
+                    || name.ends_with("self_attn.q_proj.bias")
+                {
+                    Some(cfg.num_attention_heads)
+                } else if name.ends_with("self_attn.k_proj.weight")
+                    || name.ends_with("self_attn.k_proj.bias")
+                {
+                    Some(cfg.num_key_value_heads)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// A tensor as dense f32 (dequantized / converted / un-permuted).
+    pub fn tensor(&self, name: &str) -> Result<Tensor> {
+        let dev = Device::Cpu;
+        match self {
+            WeightSource::Safetensors { st, .. } => {
+                let t = st
+                    .load(name, &dev)
+                    .with_context(|| format!("tensor {name} in {}", self.where_()))?;
+                Ok(t.to_dtype(DType::F32)?)
+            }
+            WeightSource::Gguf { file, .. } => {
+                let g = gguf_name(name)
+                    .and_then(|g| file.tensor(&g).cloned())
+                    .with_context(|| format!("tensor {name} is missing from {}", self.where_()))?;
+                let data = quant::dequantize(g.dtype, file.tensor_data(&g))
+                    .with_context(|| format!("tensor {}", g.name))?;
+                let shape = g.shape();
+                let mut t = Tensor::from_vec(data, shape, &dev)?;
+                if let Some(nh) = self.permute_heads(name) {
+                    let rows = t.dims()[0];
+                    let perm: Vec<u32> =
+                        unpermute_rows(nh, rows).iter().map(|&p| p as u32).collect();
+                    let idx = Tensor::from_vec(perm, rows, &dev)?;
+                    t = t.index_select(&idx, 0)?;
+                }
+                Ok(t)
+            }
+        }
+    }
+
+    /// A 2-D weight as a [`Linear`] (quantized when the GGUF stores blocks).
+    pub fn linear(&self, name: &str, bias: Option<&str>) -> Result<Linear> {
+        let bias = match bias {
+            Some(b) if self.has(b) => Some(self.tensor(b)?),
+            _ => None,
+        };
+        if let WeightSource::Gguf { file, .. } = self {
+            let g = gguf_name(name)
+                .and_then(|g| file.tensor(&g).cloned())
+                .with_context(|| format!("tensor {name} is missing from {}", self.where_()))?;
+            if g.dtype.is_quantized() {
+                if g.dims.len() != 2 {
+                    bail!("tensor {} is not a matrix", g.name);
+                }
+                let (cols, rows) = (g.dims[0] as usize, g.dims[1] as usize);
+                let mut w = QWeight::mapped(
+                    file.mmap().clone(),
+                    (file.data_offset + g.offset) as usize,
+                    g.dtype,
+                    rows,
+                    cols,
+                )
+                .with_context(|| format!("tensor {}", g.name))?;
+                if let Some(nh) = self.permute_heads(name) {
+                    w = w.permute_rows(&unpermute_rows(nh, rows))?;
+                }
+                return Ok(Linear::Quantized {
+                    weight: Arc::new(w),
+                    bias,
+                });
+            }
+        }
+        let weight = self.tensor(name)?;
+        if weight.rank() != 2 {
+            bail!("tensor {name} is not a matrix: {:?}", weight.dims());
+        }
+        Ok(Linear::Dense { weight, bias })
+    }
+
+    /// The raw GGUF type of an HF-named tensor, if this is a GGUF source.
+    pub fn gguf_type(&self, name: &str) -> Option<GgmlType> {
+        match self {
+            WeightSource::Gguf { file, .. } => gguf_name(name)
+                .and_then(|g| file.tensor(&g))
+                .map(|t| t.dtype),
+            _ => None,
+        }
+    }
+
+    /// The GGUF file, when this source is one.
+    pub fn gguf_file(&self) -> Option<&GgufFile> {
+        match self {
+            WeightSource::Gguf { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpermute_inverts_llama_cpp_permute() {
+        // llama.cpp: reshape(n_head, 2, hd/2, ...).swapaxes(1, 2): row h*hd + i*2 + s
+        // holds HF row h*hd + s*hd/2 + i.
+        let (nh, hd) = (3, 8);
+        let hf: Vec<usize> = (0..nh * hd).collect();
+        let mut gguf = vec![0; nh * hd];
+        for h in 0..nh {
+            for s in 0..2 {
+                for i in 0..hd / 2 {
+                    gguf[h * hd + i * 2 + s] = hf[h * hd + s * hd / 2 + i];
+                }
+            }
+        }
+        let perm = unpermute_rows(nh, nh * hd);
+        let back: Vec<usize> = perm.iter().map(|&p| gguf[p]).collect();
+        assert_eq!(back, hf);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            gguf_name("model.layers.3.mlp.down_proj.weight").unwrap(),
+            "blk.3.ffn_down.weight"
+        );
+        assert_eq!(gguf_name("lm_head.weight").unwrap(), "output.weight");
+        assert!(gguf_name("model.layers.3.foo").is_none());
+    }
+}
