@@ -1,16 +1,616 @@
-//! `swift infer` (issue 02). Placeholder until the model core lands.
+//! `swift infer`: generate from the terminal (one prompt, stdin, or an
+//! interactive chat). The generation loop lives in `model::generate`; this
+//! file turns flags into its parameters and prints.
 
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::error::Exit;
+use crate::model::generate::{generate_with_model, Completion, GenerateParams, Sequence};
+use crate::model::sampling::SamplingParams;
+use crate::model::{KvCache, LoadOptions, Model};
 use crate::printer::Printer;
+use crate::tokenizer::{Message, Tokenizer};
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Input: --prompt TEXT, or text piped on stdin; with neither and a terminal on stdin, an \
+interactive chat with history. In the chat, end a line with a backslash to continue on the \
+next line, or wrap a block in lines holding only \"\"\"; /clear forgets the history, /exit \
+(or Ctrl-D) quits.
+
+Tokens stream to stdout as they come; loading messages and speed go to stderr.")]
 pub struct InferArgs {
-    /// A model folder or a .gguf file
-    #[arg(long, alias = "model_id", alias = "model_name_or_path")]
+    /// A model folder (config.json + safetensors + tokenizer) or a .gguf file
+    #[arg(
+        long,
+        alias = "model_id",
+        alias = "model_name_or_path",
+        value_name = "PATH"
+    )]
     pub model: String,
+
+    /// A PEFT LoRA adapter folder applied without merging (repeatable)
+    #[arg(long = "adapter", alias = "adapters", value_name = "DIR")]
+    pub adapters: Vec<PathBuf>,
+
+    /// The prompt (otherwise read from stdin when it is not a terminal)
+    #[arg(long, short = 'p')]
+    pub prompt: Option<String>,
+
+    /// A system message for the chat template
+    #[arg(long)]
+    pub system: Option<String>,
+
+    /// Feed the prompt as is, without the chat template
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Use a built-in chat template instead of the model's (chatml, llama3, mistral, qwen, ...)
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+
+    /// Most tokens to generate (default: until the end of the context window)
+    #[arg(long, alias = "max_new_tokens", value_name = "N")]
+    pub max_new_tokens: Option<usize>,
+
+    /// Sampling temperature; 0 = greedy. Default: the model's
+    /// generation_config.json when it asks for sampling, else 0 (greedy)
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
+
+    /// Sample only among the K most likely tokens (0 = off; default: generation_config.json, else off)
+    #[arg(long, alias = "top_k", value_name = "K")]
+    pub top_k: Option<usize>,
+
+    /// Nucleus sampling: the smallest set of tokens with mass >= P (1 = off; default: generation_config.json, else off)
+    #[arg(long, alias = "top_p", value_name = "P")]
+    pub top_p: Option<f32>,
+
+    /// Drop tokens less likely than P times the most likely one (0 = off)
+    #[arg(long, alias = "min_p", value_name = "P")]
+    pub min_p: Option<f32>,
+
+    /// Penalise tokens already seen, as transformers does (1 = off; default: generation_config.json, else off)
+    #[arg(long, alias = "repetition_penalty", value_name = "X")]
+    pub repetition_penalty: Option<f32>,
+
+    /// Seed of the sampler: the same seed gives the same text
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Stop when the text contains this string (repeatable; the string is not printed)
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+
+    /// Do not stop at end-of-sequence tokens (for benchmarks)
+    #[arg(long, alias = "ignore_eos")]
+    pub ignore_eos: bool,
+
+    /// CPU threads for the model (default: all cores)
+    #[arg(long, short = 't', value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Print one JSON object (text, finish_reason, token counts, speed) instead of streaming
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub fn run(_args: InferArgs, _printer: &Printer) -> anyhow::Result<()> {
-    anyhow::bail!("`swift infer` is not available in this build yet")
+/// One message typed in the interactive chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatInput {
+    Message(String),
+    Clear,
+    Exit,
+    Help,
+    /// An unknown `/command`.
+    Unknown(String),
+}
+
+/// Read one chat input from `input`: a line; a line ending in `\` continues
+/// on the next; a line holding only `"""` opens a block closed by another.
+/// `prompt(continuation)` is called before each line is read. End of input
+/// is [`ChatInput::Exit`]. Empty lines are skipped.
+pub fn read_chat_input(
+    input: &mut dyn BufRead,
+    prompt: &mut dyn FnMut(bool),
+) -> std::io::Result<ChatInput> {
+    loop {
+        prompt(false);
+        let Some(first) = read_line(input)? else {
+            return Ok(ChatInput::Exit);
+        };
+        let trimmed = first.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed == "\"\"\"" {
+            let mut lines = Vec::new();
+            loop {
+                prompt(true);
+                match read_line(input)? {
+                    None => break,
+                    Some(l) if l.trim() == "\"\"\"" => break,
+                    Some(l) => lines.push(l),
+                }
+            }
+            return Ok(ChatInput::Message(lines.join("\n")));
+        }
+        if let Some(cmd) = trimmed.strip_prefix('/') {
+            if !cmd.is_empty() && !cmd.contains(char::is_whitespace) {
+                return Ok(match cmd {
+                    "exit" | "quit" | "q" => ChatInput::Exit,
+                    "clear" | "reset" => ChatInput::Clear,
+                    "help" | "?" => ChatInput::Help,
+                    other => ChatInput::Unknown(other.to_string()),
+                });
+            }
+        }
+        let mut lines = Vec::new();
+        let mut line = first;
+        while let Some(stripped) = line.strip_suffix('\\') {
+            lines.push(stripped.to_string());
+            prompt(true);
+            match read_line(input)? {
+                Some(next) => line = next,
+                None => {
+                    line = String::new();
+                    break;
+                }
+            }
+        }
+        lines.push(line);
+        return Ok(ChatInput::Message(lines.join("\n")));
+    }
+}
+
+/// One line without its line ending; `None` at end of input.
+fn read_line(input: &mut dyn BufRead) -> std::io::Result<Option<String>> {
+    let mut s = String::new();
+    if input.read_line(&mut s)? == 0 {
+        return Ok(None);
+    }
+    while s.ends_with('\n') || s.ends_with('\r') {
+        s.pop();
+    }
+    Ok(Some(s))
+}
+
+/// Sampling defaults a model folder declares in `generation_config.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GenerationDefaults {
+    pub do_sample: Option<bool>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+}
+
+impl GenerationDefaults {
+    /// Read `generation_config.json` beside a model (a folder); nothing for a
+    /// `.gguf` file or a folder without one.
+    pub fn read(model: &Path) -> Result<GenerationDefaults> {
+        let file = model.join("generation_config.json");
+        if !model.is_dir() || !file.exists() {
+            return Ok(GenerationDefaults::default());
+        }
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).map(|x| x as f32);
+        Ok(GenerationDefaults {
+            do_sample: v.get("do_sample").and_then(|x| x.as_bool()),
+            temperature: f("temperature"),
+            top_k: v.get("top_k").and_then(|x| x.as_u64()).map(|x| x as usize),
+            top_p: f("top_p"),
+            min_p: f("min_p"),
+            repetition_penalty: f("repetition_penalty"),
+        })
+    }
+}
+
+/// The sampling parameters from the flags and the model's defaults.
+///
+/// Temperature: `--temperature`; else, when `generation_config.json` sets
+/// `do_sample: true`, its temperature (1.0 if unset), with transformers'
+/// defaults for the filters (top-k 50); else 1.0 when a sampling flag
+/// (`--top-k`, `--top-p`, `--min-p`, `--seed`) asks for sampling; else 0
+/// (greedy). The filters come from the flags, then the config.
+pub fn sampling_params(args: &InferArgs, gen: &GenerationDefaults) -> SamplingParams {
+    let config_samples = gen.do_sample == Some(true);
+    let flags_sample =
+        args.top_k.is_some() || args.top_p.is_some() || args.min_p.is_some() || args.seed.is_some();
+    let temperature = match args.temperature {
+        Some(t) => t,
+        None if config_samples => gen.temperature.unwrap_or(1.0),
+        None if flags_sample => 1.0,
+        None => 0.0,
+    };
+    let top_k = args
+        .top_k
+        .or(if config_samples {
+            Some(gen.top_k.unwrap_or(50))
+        } else {
+            None
+        })
+        .unwrap_or(0);
+    let top_p = args
+        .top_p
+        .or(if config_samples { gen.top_p } else { None })
+        .unwrap_or(1.0);
+    let min_p = args
+        .min_p
+        .or(if config_samples { gen.min_p } else { None })
+        .unwrap_or(0.0);
+    SamplingParams {
+        temperature,
+        top_k,
+        top_p,
+        min_p,
+        repetition_penalty: args
+            .repetition_penalty
+            .or(gen.repetition_penalty)
+            .unwrap_or(1.0),
+        seed: args.seed,
+    }
+}
+
+/// Set while tokens are being generated: Ctrl-C then stops the answer
+/// instead of the program.
+static GENERATING: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn install_ctrlc() {
+    let _ = ctrlc::set_handler(|| {
+        if GENERATING.load(Ordering::SeqCst) {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+        } else {
+            // Waiting for input (or loading): leave like an ordinary Ctrl-C.
+            eprintln!();
+            std::process::exit(crate::error::EXIT_INTERRUPTED);
+        }
+    });
+}
+
+/// Everything a session needs, loaded once.
+struct Loaded {
+    model: Model,
+    tokenizer: Tokenizer,
+    context_len: usize,
+}
+
+fn load(args: &InferArgs, printer: &Printer) -> Result<Loaded> {
+    let path = Path::new(&args.model);
+    if !path.exists() {
+        bail!(
+            "model not found: {} (give a model folder or a .gguf file)",
+            path.display()
+        );
+    }
+    let t0 = Instant::now();
+    printer.info(&format!("loading {}", path.display()));
+    let opts = LoadOptions {
+        adapters: args.adapters.clone(),
+    };
+    for a in &args.adapters {
+        if !a.is_dir() {
+            bail!("adapter folder not found: {}", a.display());
+        }
+    }
+    let model = Model::load(path, &opts)
+        .with_context(|| format!("loading the model from {}", path.display()))?;
+    let mut tokenizer = Tokenizer::load(path)
+        .with_context(|| format!("loading the tokenizer from {}", path.display()))?;
+    for w in tokenizer.warnings() {
+        printer.warn(w);
+    }
+    if let Some(name) = &args.template {
+        tokenizer
+            .use_builtin_template(name)
+            .map_err(|e| Exit::Usage(format!("--template {name}: {e:#}")))?;
+    }
+    let cfg = model.config();
+    let context_len = cfg.max_position_embeddings;
+    printer.info(&format!(
+        "loaded {} ({}, {} layers, {:.0}M parameters, context {}{}) in {:.2}s",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        cfg.model_type,
+        cfg.num_hidden_layers,
+        cfg.total_params() as f64 / 1e6,
+        context_len,
+        if args.adapters.is_empty() {
+            String::new()
+        } else {
+            format!(", {} adapter(s)", args.adapters.len())
+        },
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(Loaded {
+        model,
+        tokenizer,
+        context_len,
+    })
+}
+
+/// The prompt's token ids: the chat template around `messages`, or (raw) the
+/// text as the tokenizer encodes it.
+fn prompt_ids(tok: &Tokenizer, raw: bool, messages: &[Message], text: &str) -> Result<Vec<u32>> {
+    if raw {
+        return tok.encode(text, true);
+    }
+    let rendered = tok.apply_chat_template(messages, true).map_err(|e| {
+        e.context("rendering the chat template (pass --template NAME, or --raw to skip it)")
+    })?;
+    tok.encode(&rendered, false)
+}
+
+/// The JSON answer of `--json`.
+fn json_answer(model: &str, c: &Completion) -> serde_json::Value {
+    serde_json::json!({
+        "model": model,
+        "text": c.text,
+        "finish_reason": c.finish_reason,
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "total_tokens": c.prompt_tokens + c.completion_tokens,
+        "prefill_seconds": round3(c.prefill_seconds),
+        "decode_seconds": round3(c.decode_seconds),
+        "prefill_tokens_per_s": round3(c.prefill_tokens_per_s()),
+        "decode_tokens_per_s": round3(c.decode_tokens_per_s()),
+    })
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn speed_line(c: &Completion) -> String {
+    format!(
+        "prompt: {} tokens, {:.1} tok/s · generated: {} tokens, {:.1} tok/s · finish: {}",
+        c.prompt_tokens,
+        c.prefill_tokens_per_s(),
+        c.completion_tokens,
+        c.decode_tokens_per_s(),
+        c.finish_reason
+    )
+}
+
+pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
+    if let Some(n) = args.threads {
+        if n == 0 {
+            return Err(Exit::Usage("--threads must be at least 1".into()).into());
+        }
+        // Fails only when the pool already exists (tests calling run twice).
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
+    let stdin_is_tty = std::io::stdin().is_terminal();
+    let prompt = match &args.prompt {
+        Some(p) => Some(p.clone()),
+        None if !stdin_is_tty => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the prompt from stdin")?;
+            let s = s.strip_suffix('\n').unwrap_or(&s);
+            let s = s.strip_suffix('\r').unwrap_or(s);
+            if s.trim().is_empty() {
+                return Err(Exit::Usage(
+                    "no prompt: pass --prompt TEXT, pipe text on stdin, or run in a terminal for a chat"
+                        .into(),
+                )
+                .into());
+            }
+            Some(s.to_string())
+        }
+        None => None,
+    };
+    if prompt.is_none() && args.json {
+        return Err(Exit::Usage("--json needs a prompt (--prompt TEXT or stdin)".into()).into());
+    }
+    let loaded = load(&args, printer)?;
+    let gen = GenerationDefaults::read(Path::new(&args.model))?;
+    let params = GenerateParams {
+        max_new_tokens: args.max_new_tokens,
+        sampling: sampling_params(&args, &gen),
+        stop: args.stop.clone(),
+        ignore_eos: args.ignore_eos,
+        logprobs: None,
+    };
+    if let Err(e) = params.sampling.validate() {
+        return Err(Exit::Usage(e).into());
+    }
+    printer.verbose(1, &format!("sampling: {:?}", params.sampling));
+    install_ctrlc();
+    match prompt {
+        Some(p) => run_once(&args, printer, &loaded, &params, &p),
+        None => run_chat(&args, printer, &loaded, &params),
+    }
+}
+
+fn run_once(
+    args: &InferArgs,
+    printer: &Printer,
+    l: &Loaded,
+    params: &GenerateParams,
+    prompt: &str,
+) -> Result<()> {
+    let mut messages = Vec::new();
+    if let Some(sys) = &args.system {
+        messages.push(Message::system(sys.clone()));
+    }
+    messages.push(Message::user(prompt));
+    let ids = prompt_ids(&l.tokenizer, args.raw, &messages, prompt)?;
+    let mut seq = Sequence::new(&l.tokenizer, ids, params, l.context_len)?;
+    let mut cache = KvCache::new(&l.model, 1);
+    GENERATING.store(true, Ordering::SeqCst);
+    let stream = !args.json;
+    let done = generate_with_model(&l.model, &mut cache, &mut seq, |t| {
+        if stream && !t.text.is_empty() {
+            printer.data_raw(&t.text);
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    GENERATING.store(false, Ordering::SeqCst);
+    let done = done?;
+    if args.json {
+        printer.data(&serde_json::to_string(&json_answer(&args.model, &done))?);
+    } else {
+        printer.data_raw("\n");
+    }
+    printer.info(&speed_line(&done));
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Exit::Interrupted.into());
+    }
+    Ok(())
+}
+
+const CHAT_HELP: &str = "Type a message and press Enter. End a line with \\ to go on to the next, \
+or put \"\"\" on a line of its own before and after a block. /clear forgets the conversation, \
+/exit (or Ctrl-D) quits; Ctrl-C stops an answer.";
+
+fn run_chat(
+    args: &InferArgs,
+    printer: &Printer,
+    l: &Loaded,
+    params: &GenerateParams,
+) -> Result<()> {
+    eprintln!("{CHAT_HELP}");
+    let mut history: Vec<Message> = Vec::new();
+    let base: Vec<Message> = args
+        .system
+        .iter()
+        .map(|s| Message::system(s.clone()))
+        .collect();
+    let mut cache = KvCache::new(&l.model, 1);
+    // The tokens the cache holds, to reuse the common prefix across turns.
+    let mut cached: Vec<u32> = Vec::new();
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        let msg = read_chat_input(&mut input, &mut |cont| {
+            eprint!("{}", if cont { "... " } else { ">>> " });
+            let _ = std::io::stderr().flush();
+        })
+        .context("reading from the terminal")?;
+        let text = match msg {
+            ChatInput::Exit => return Ok(()),
+            ChatInput::Clear => {
+                history.clear();
+                eprintln!("(conversation cleared)");
+                continue;
+            }
+            ChatInput::Help => {
+                eprintln!("{CHAT_HELP}");
+                continue;
+            }
+            ChatInput::Unknown(cmd) => {
+                eprintln!("unknown command /{cmd}; /help lists them");
+                continue;
+            }
+            ChatInput::Message(m) => m,
+        };
+        let mut messages = base.clone();
+        if !args.raw {
+            messages.extend(history.iter().cloned());
+        }
+        messages.push(Message::user(text.clone()));
+        let ids = prompt_ids(&l.tokenizer, args.raw, &messages, &text)?;
+        let mut seq = match Sequence::new(&l.tokenizer, ids, params, l.context_len) {
+            Ok(s) => s,
+            Err(e) => {
+                printer.error(&format!("error: {e:#}\n(/clear starts a new conversation)"));
+                continue;
+            }
+        };
+        let common = cached
+            .iter()
+            .zip(seq.tokens())
+            .take_while(|(a, b)| a == b)
+            .count();
+        seq.skip_cached(common);
+        cache.truncate(seq.fed());
+        INTERRUPTED.store(false, Ordering::SeqCst);
+        GENERATING.store(true, Ordering::SeqCst);
+        let done = generate_with_model(&l.model, &mut cache, &mut seq, |t| {
+            if !t.text.is_empty() {
+                printer.data_raw(&t.text);
+            }
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        GENERATING.store(false, Ordering::SeqCst);
+        let done = done?;
+        printer.data_raw("\n");
+        printer.verbose(1, &speed_line(&done));
+        cached = seq.tokens()[..seq.fed()].to_vec();
+        if !args.raw {
+            history.push(Message::user(text));
+            history.push(Message::assistant(done.text.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(text: &str) -> Vec<ChatInput> {
+        let mut r = std::io::Cursor::new(text.as_bytes().to_vec());
+        let mut out = Vec::new();
+        loop {
+            let i = read_chat_input(&mut r, &mut |_| {}).unwrap();
+            let end = i == ChatInput::Exit;
+            out.push(i);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn chat_input_lines_commands_and_blocks() {
+        use ChatInput::*;
+        let got = inputs("hello\n\n/clear\nfirst \\\nsecond\n\"\"\"\na\n\nb\n\"\"\"\n/nope\n/help\nbye\r\n/exit\nafter\n");
+        assert_eq!(
+            got,
+            vec![
+                Message("hello".into()),
+                Clear,
+                Message("first \nsecond".into()),
+                Message("a\n\nb".into()),
+                Unknown("nope".into()),
+                Help,
+                Message("bye".into()),
+                Exit,
+            ]
+        );
+        // A path-like message is not a command; end of input is exit.
+        assert_eq!(
+            inputs("/usr/bin is a dir\n"),
+            vec![Message("/usr/bin is a dir".into()), Exit]
+        );
+        assert_eq!(
+            inputs("\"\"\"\nunterminated"),
+            vec![Message("unterminated".into()), Exit]
+        );
+    }
 }
