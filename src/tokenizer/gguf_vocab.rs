@@ -127,7 +127,8 @@ impl GgufVocab {
 
     /// The token string of an id, if the id is in range.
     pub fn token(&self, id: Option<u32>) -> Option<&str> {
-        id.and_then(|i| self.tokens.get(i as usize)).map(String::as_str)
+        id.and_then(|i| self.tokens.get(i as usize))
+            .map(String::as_str)
     }
 
     /// Whether BOS is added when encoding with special tokens. llama.cpp adds
@@ -192,11 +193,9 @@ fn byte_level_pre(pre: &str) -> Option<(Value, Value, bool)> {
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" | "dbrx" | "smaug-bpe" => {
             (split_then_bytes(LLAMA3_SPLIT), Value::Null, true)
         }
-        "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" => (
-            split_then_bytes(QWEN2_SPLIT),
-            json!({"type": "NFC"}),
-            false,
-        ),
+        "qwen2" | "deepseek-r1-qwen" | "megrez" | "stablelm2" => {
+            (split_then_bytes(QWEN2_SPLIT), json!({"type": "NFC"}), false)
+        }
         "tekken" => (split_then_bytes(TEKKEN_SPLIT), Value::Null, false),
         "gpt-4o" | "llama4" => (split_then_bytes(GPT4O_SPLIT), Value::Null, false),
         "default" | "gpt2" | "gpt-2" | "olmo" | "phi-2" | "poro-chat" | "jais" | "mpt" => {
@@ -299,7 +298,9 @@ pub fn tokenizer_json(v: &GgufVocab) -> Result<(Value, Vec<String>)> {
     let mut vocab = Map::new();
     for (i, tok) in v.tokens.iter().enumerate() {
         let key = if byte_level_model && !in_alphabet(tok) {
-            tok.bytes().map(|b| alphabet[b as usize]).collect::<String>()
+            tok.bytes()
+                .map(|b| alphabet[b as usize])
+                .collect::<String>()
         } else {
             tok.clone()
         };

@@ -580,7 +580,11 @@ mod tests {
     /// A tiny byte-level vocabulary with a chat template, through the GGUF path.
     pub(crate) fn tiny() -> Tokenizer {
         let table = gguf_vocab::bytes_to_unicode();
-        let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+        let mut tokens: Vec<String> = vec![
+            "<|endoftext|>".into(),
+            "<|im_start|>".into(),
+            "<|im_end|>".into(),
+        ];
         let mut types = vec![3, 3, 3];
         for b in 0..=255u8 {
             tokens.push(table[b as usize].to_string());

@@ -200,7 +200,13 @@ mod tests {
         assert_eq!(c.stopped, None);
         assert_eq!(m.push("y<e").text, "y");
         let c = m.push("nd>tail");
-        assert_eq!(c, StopChunk { text: String::new(), stopped: Some(1) });
+        assert_eq!(
+            c,
+            StopChunk {
+                text: String::new(),
+                stopped: Some(1)
+            }
+        );
         assert_eq!(m.push("more").text, "");
         assert_eq!(m.is_stopped(), Some(1));
     }

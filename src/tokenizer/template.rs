@@ -232,10 +232,7 @@ impl ChatTemplate {
 
     /// The source of a built-in template.
     pub fn builtin_source(name: &str) -> Option<&'static str> {
-        BUILTINS
-            .iter()
-            .find(|b| b.name == name)
-            .map(builtin_source)
+        BUILTINS.iter().find(|b| b.name == name).map(builtin_source)
     }
 
     /// The built-in's name, for a built-in template.
@@ -274,8 +271,7 @@ impl ChatTemplate {
             "tools".into(),
             opts.tools.clone().unwrap_or(serde_json::Value::Null),
         );
-        ctx.entry("documents")
-            .or_insert(serde_json::Value::Null);
+        ctx.entry("documents").or_insert(serde_json::Value::Null);
         ctx.insert(
             "add_generation_prompt".into(),
             serde_json::Value::Bool(opts.add_generation_prompt),
@@ -386,7 +382,11 @@ fn strftime_now(fmt: String) -> Result<Value, Error> {
 }
 
 /// Print values as Python does: None, True, False.
-fn python_formatter(out: &mut minijinja::Output, state: &State, value: &Value) -> Result<(), Error> {
+fn python_formatter(
+    out: &mut minijinja::Output,
+    state: &State,
+    value: &Value,
+) -> Result<(), Error> {
     match value.kind() {
         ValueKind::None => out.write_str("None").map_err(Error::from),
         ValueKind::Bool => out
@@ -591,7 +591,10 @@ mod tests {
         let err = t
             .render(&[Message::assistant("a"), Message::user("b")], &opts(false))
             .unwrap_err();
-        assert!(format!("{err:#}").contains("Conversation roles must alternate"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("Conversation roles must alternate"),
+            "{err:#}"
+        );
     }
 
     #[test]
@@ -599,7 +602,10 @@ mod tests {
         let t = ChatTemplate::new("{{ none }}|{{ true }}|{{ x }}|{{ tools }}").unwrap();
         let mut o = opts(false);
         o.extra.insert("x".into(), serde_json::json!(false));
-        assert_eq!(t.render::<Message>(&[], &o).unwrap(), "None|True|False|None");
+        assert_eq!(
+            t.render::<Message>(&[], &o).unwrap(),
+            "None|True|False|None"
+        );
     }
 
     #[test]
