@@ -346,6 +346,15 @@ impl Tokenizer {
         Ok(ids)
     }
 
+    /// Encode many texts (in parallel).
+    pub fn encode_batch(&self, texts: &[&str], add_special_tokens: bool) -> Result<Vec<Vec<u32>>> {
+        use rayon::prelude::*;
+        texts
+            .par_iter()
+            .map(|t| self.encode(t, add_special_tokens))
+            .collect()
+    }
+
     /// Decode ids to text (`skip_special` drops special tokens).
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         let s = self
@@ -670,6 +679,16 @@ mod tests {
         assert_eq!(t.chat_template(), u.chat_template());
         assert_eq!(t.eos_ids(), u.eos_ids());
         assert_eq!(u.bos_id(), Some(1));
+    }
+
+    #[test]
+    fn tokenizer_is_shareable_across_threads() {
+        fn check<T: Send + Sync + Clone>() {}
+        check::<Tokenizer>();
+        let t = tiny();
+        let b = t.encode_batch(&["a h", "<|im_end|>"], false).unwrap();
+        assert_eq!(b[1], [2]);
+        assert_eq!(b[0], t.encode("a h", false).unwrap());
     }
 
     #[test]
