@@ -375,8 +375,13 @@ fn round3(x: f64) -> f64 {
 }
 
 fn speed_line(c: &Completion) -> String {
+    let reused = if c.prefill_tokens < c.prompt_tokens {
+        format!(" ({} new)", c.prefill_tokens)
+    } else {
+        String::new()
+    };
     format!(
-        "prompt: {} tokens, {:.1} tok/s · generated: {} tokens, {:.1} tok/s · finish: {}",
+        "prompt: {} tokens{reused}, {:.1} tok/s · generated: {} tokens, {:.1} tok/s · finish: {}",
         c.prompt_tokens,
         c.prefill_tokens_per_s(),
         c.completion_tokens,
@@ -584,6 +589,74 @@ mod tests {
                 return out;
             }
         }
+    }
+
+    fn args(extra: &[&str]) -> InferArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            a: InferArgs,
+        }
+        let mut v = vec!["t", "--model", "m.gguf"];
+        v.extend_from_slice(extra);
+        T::parse_from(v).a
+    }
+
+    #[test]
+    fn sampling_defaults() {
+        let none = GenerationDefaults::default();
+        // No flags, no config: greedy.
+        let p = sampling_params(&args(&[]), &none);
+        assert_eq!(p, SamplingParams::greedy());
+        // A sampling flag alone turns sampling on at temperature 1.
+        let p = sampling_params(&args(&["--top-p", "0.9", "--seed", "4"]), &none);
+        assert_eq!((p.temperature, p.top_p, p.seed), (1.0, 0.9, Some(4)));
+        // The config asks for sampling: its values, transformers' top-k 50.
+        let gen = GenerationDefaults {
+            do_sample: Some(true),
+            temperature: Some(0.6),
+            top_p: Some(0.95),
+            repetition_penalty: Some(1.1),
+            ..Default::default()
+        };
+        let p = sampling_params(&args(&[]), &gen);
+        assert_eq!(
+            (p.temperature, p.top_k, p.top_p, p.repetition_penalty),
+            (0.6, 50, 0.95, 1.1)
+        );
+        // Flags win; --temperature 0 is greedy whatever the config says.
+        let p = sampling_params(&args(&["--temperature", "0", "--top_k", "5"]), &gen);
+        assert!(p.is_greedy());
+        assert_eq!(p.top_k, 5);
+        // do_sample false: the config's temperature is not used.
+        let gen = GenerationDefaults {
+            do_sample: Some(false),
+            temperature: Some(0.6),
+            ..Default::default()
+        };
+        assert_eq!(sampling_params(&args(&[]), &gen).temperature, 0.0);
+    }
+
+    #[test]
+    fn generation_config_is_read_from_a_folder() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            GenerationDefaults::read(d.path()).unwrap(),
+            GenerationDefaults::default()
+        );
+        std::fs::write(
+            d.path().join("generation_config.json"),
+            r#"{"do_sample": true, "temperature": 0.7, "top_k": 20, "top_p": 0.8, "eos_token_id": [1, 2]}"#,
+        )
+        .unwrap();
+        let g = GenerationDefaults::read(d.path()).unwrap();
+        assert_eq!(g.do_sample, Some(true));
+        assert_eq!(g.top_k, Some(20));
+        assert_eq!(g.temperature, Some(0.7));
+        std::fs::write(d.path().join("generation_config.json"), "{oops").unwrap();
+        let e = GenerationDefaults::read(d.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("generation_config.json"));
     }
 
     #[test]
