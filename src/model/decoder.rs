@@ -293,7 +293,7 @@ impl Model {
             Some(t) => Some(quant::dequantize(t.dtype, file.tensor_data(t))?),
             None => None,
         };
-        let src = WeightSource::gguf(file, cfg.clone());
+        let src = WeightSource::gguf(file, cfg.clone())?;
         Self::from_source(cfg, &src, factors.as_deref(), path)
     }
 

@@ -2,13 +2,14 @@
 //! single or sharded, f32/f16/bf16) and from GGUF files (blocks kept as they
 //! are), mapped to HF names and the HF (un-permuted) q/k row layout.
 
-use super::config::{Family, ModelConfig};
-use super::gguf::{GgmlType, GgufFile};
+use super::config::ModelConfig;
+use super::gguf::{GgmlType, GgufFile, GgufTensorInfo};
 use super::linear::Linear;
 use super::quant::{self, QWeight};
 use anyhow::{bail, Context, Result};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
+use memmap2::{Mmap, MmapMut};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,10 @@ pub enum WeightSource {
     Gguf {
         file: GgufFile,
         cfg: ModelConfig,
+        /// The tensor data section copied into anonymous (huge-page advised)
+        /// memory, q/k rows already un-permuted; tensor `t` is at `base + t.offset`.
+        arena: Arc<Mmap>,
+        base: usize,
     },
 }
 
@@ -132,9 +137,55 @@ impl WeightSource {
         })
     }
 
-    /// Use a parsed GGUF file.
-    pub fn gguf(file: GgufFile, cfg: ModelConfig) -> WeightSource {
-        WeightSource::Gguf { file, cfg }
+    /// Use a parsed GGUF file: its tensor data is read (not mapped) into
+    /// anonymous memory advised for huge pages, so the decode kernels stream
+    /// it without TLB misses and the file's pages never count twice.
+    pub fn gguf(file: GgufFile, cfg: ModelConfig) -> Result<WeightSource> {
+        const HUGE: usize = 2 << 20;
+        let len = (file.file_size() - file.data_offset) as usize;
+        let mut arena = MmapMut::map_anon(len + HUGE).context("allocating weight memory")?;
+        #[cfg(target_os = "linux")]
+        let _ = arena.advise(memmap2::Advice::HugePage);
+        let base = (HUGE - arena.as_ptr() as usize % HUGE) % HUGE;
+        {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::open(&file.path)
+                .with_context(|| format!("opening {}", file.path.display()))?;
+            f.read_exact_at(&mut arena[base..base + len], file.data_offset)
+                .with_context(|| format!("reading tensor data of {}", file.path.display()))?;
+        }
+        // llama.cpp stores llama q/k rows permuted for interleaved rope: undo it.
+        if file.architecture() == Some("llama") {
+            for t in &file.tensors {
+                let nh = if t.name.ends_with(".attn_q.weight") || t.name.ends_with(".attn_q.bias") {
+                    cfg.num_attention_heads
+                } else if t.name.ends_with(".attn_k.weight") || t.name.ends_with(".attn_k.bias") {
+                    cfg.num_key_value_heads
+                } else {
+                    continue;
+                };
+                let rows = if t.dims.len() == 2 {
+                    t.dims[1] as usize
+                } else {
+                    t.dims[0] as usize
+                };
+                let start = base + t.offset as usize;
+                let nbytes = t.n_bytes() as usize;
+                let rb = nbytes / rows;
+                let orig = arena[start..start + nbytes].to_vec();
+                for (i, &p) in unpermute_rows(nh, rows).iter().enumerate() {
+                    arena[start + i * rb..start + (i + 1) * rb]
+                        .copy_from_slice(&orig[p * rb..(p + 1) * rb]);
+                }
+            }
+        }
+        let arena = Arc::new(arena.make_read_only().context("sealing weight memory")?);
+        Ok(WeightSource::Gguf {
+            file,
+            cfg,
+            arena,
+            base,
+        })
     }
 
     fn where_(&self) -> String {
@@ -154,24 +205,12 @@ impl WeightSource {
         }
     }
 
-    /// Which q/k permutation (number of heads) applies to an HF name in a GGUF file.
-    fn permute_heads(&self, name: &str) -> Option<usize> {
+    fn gguf_info(&self, name: &str) -> Result<GgufTensorInfo> {
         match self {
-            WeightSource::Gguf { cfg, file } if file.architecture() == Some("llama") => {
-                let _ = cfg.family == Family::Llama;
-                if name.ends_with("self_attn.q_proj.weight")
-                    || name.ends_with("self_attn.q_proj.bias")
-                {
-                    Some(cfg.num_attention_heads)
-                } else if name.ends_with("self_attn.k_proj.weight")
-                    || name.ends_with("self_attn.k_proj.bias")
-                {
-                    Some(cfg.num_key_value_heads)
-                } else {
-                    None
-                }
-            }
-            _ => None,
+            WeightSource::Gguf { file, .. } => gguf_name(name)
+                .and_then(|g| file.tensor(&g).cloned())
+                .with_context(|| format!("tensor {name} is missing from {}", self.where_())),
+            _ => unreachable!(),
         }
     }
 
@@ -185,22 +224,12 @@ impl WeightSource {
                     .with_context(|| format!("tensor {name} in {}", self.where_()))?;
                 Ok(t.to_dtype(DType::F32)?)
             }
-            WeightSource::Gguf { file, .. } => {
-                let g = gguf_name(name)
-                    .and_then(|g| file.tensor(&g).cloned())
-                    .with_context(|| format!("tensor {name} is missing from {}", self.where_()))?;
-                let data = quant::dequantize(g.dtype, file.tensor_data(&g))
+            WeightSource::Gguf { arena, base, .. } => {
+                let g = self.gguf_info(name)?;
+                let start = base + g.offset as usize;
+                let data = quant::dequantize(g.dtype, &arena[start..start + g.n_bytes() as usize])
                     .with_context(|| format!("tensor {}", g.name))?;
-                let shape = g.shape();
-                let mut t = Tensor::from_vec(data, shape, &dev)?;
-                if let Some(nh) = self.permute_heads(name) {
-                    let rows = t.dims()[0];
-                    let perm: Vec<u32> =
-                        unpermute_rows(nh, rows).iter().map(|&p| p as u32).collect();
-                    let idx = Tensor::from_vec(perm, rows, &dev)?;
-                    t = t.index_select(&idx, 0)?;
-                }
-                Ok(t)
+                Ok(Tensor::from_vec(data, g.shape(), &dev)?)
             }
         }
     }
@@ -211,26 +240,16 @@ impl WeightSource {
             Some(b) if self.has(b) => Some(self.tensor(b)?),
             _ => None,
         };
-        if let WeightSource::Gguf { file, .. } = self {
-            let g = gguf_name(name)
-                .and_then(|g| file.tensor(&g).cloned())
-                .with_context(|| format!("tensor {name} is missing from {}", self.where_()))?;
+        if let WeightSource::Gguf { arena, base, .. } = self {
+            let g = self.gguf_info(name)?;
             if g.dtype.is_quantized() {
                 if g.dims.len() != 2 {
                     bail!("tensor {} is not a matrix", g.name);
                 }
                 let (cols, rows) = (g.dims[0] as usize, g.dims[1] as usize);
-                let mut w = QWeight::mapped(
-                    file.mmap().clone(),
-                    (file.data_offset + g.offset) as usize,
-                    g.dtype,
-                    rows,
-                    cols,
-                )
-                .with_context(|| format!("tensor {}", g.name))?;
-                if let Some(nh) = self.permute_heads(name) {
-                    w = w.permute_rows(&unpermute_rows(nh, rows))?;
-                }
+                let w =
+                    QWeight::mapped(arena.clone(), base + g.offset as usize, g.dtype, rows, cols)
+                        .with_context(|| format!("tensor {}", g.name))?;
                 return Ok(Linear::Quantized {
                     weight: Arc::new(w),
                     bias,
