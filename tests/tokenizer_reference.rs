@@ -115,10 +115,7 @@ fn chat_template_renders_the_reference_prompts() {
     let fx = ids_fixture();
     let cases = fx["reference"].as_array().unwrap();
     let want = |name: &str| {
-        cases
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()["text"]
+        cases.iter().find(|c| c["name"] == name).unwrap()["text"]
             .as_str()
             .unwrap()
             .to_string()
@@ -144,7 +141,9 @@ fn chat_template_renders_the_reference_prompts() {
 fn greedy_answers_decode_and_stream() {
     let tok = smollm2();
     for c in ids_fixture()["reference"].as_array().unwrap() {
-        let Some(g) = c.get("greedy_ids") else { continue };
+        let Some(g) = c.get("greedy_ids") else {
+            continue;
+        };
         let g = ids(g);
         let want = c["greedy_text"].as_str().unwrap();
         assert_eq!(tok.decode(&g, false).unwrap(), want);
@@ -212,7 +211,11 @@ fn saved_folder_reloads_identically() {
     let tok = smollm2();
     let dir = tempfile::tempdir().unwrap();
     tok.save(dir.path()).unwrap();
-    for f in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"] {
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+    ] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
     let cfg: Value = serde_json::from_str(
@@ -261,4 +264,74 @@ fn missing_or_bad_paths_are_clear_errors() {
     let bad = dir.path().join("x.gguf");
     std::fs::write(&bad, b"not a gguf").unwrap();
     assert!(Tokenizer::load(&bad).is_err());
+}
+
+#[test]
+fn gguf_metadata_round_trips_from_gguf_and_from_folder() {
+    use swift::model::gguf::write_gguf;
+    let g = GgufFile::open(gguf_path()).unwrap();
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tok.save(&dir.path().join("hf")).unwrap();
+    let from_folder = Tokenizer::from_dir(&dir.path().join("hf")).unwrap();
+
+    for (label, t) in [("gguf", &tok), ("folder", &from_folder)] {
+        let meta = t.gguf_metadata().unwrap();
+        let get = |k: &str| {
+            meta.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        // The vocabulary written is the one the original file holds.
+        for key in [
+            "tokenizer.ggml.model",
+            "tokenizer.ggml.pre",
+            "tokenizer.ggml.tokens",
+            "tokenizer.ggml.merges",
+            "tokenizer.ggml.token_type",
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.add_bos_token",
+            "tokenizer.chat_template",
+        ] {
+            let want = g.get(key).unwrap();
+            let got = get(key).unwrap_or_else(|| panic!("{label}: {key} missing"));
+            match (want.as_array(), got.as_array()) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(a.len(), b.len(), "{label}: {key}");
+                    for (x, y) in a.iter().zip(b) {
+                        assert_eq!(
+                            (x.as_str(), x.as_i64()),
+                            (y.as_str(), y.as_i64()),
+                            "{label}: {key}"
+                        );
+                    }
+                }
+                _ => assert_eq!(
+                    (want.as_str(), want.as_u64(), want.as_bool()),
+                    (got.as_str(), got.as_u64(), got.as_bool()),
+                    "{label}: {key}"
+                ),
+            }
+        }
+        // And a GGUF written with it loads back to the same tokenizer.
+        let path = dir.path().join(format!("{label}.gguf"));
+        let mut all = vec![(
+            "general.architecture".to_string(),
+            swift::model::gguf::GgufValue::String("llama".into()),
+        )];
+        all.extend(meta);
+        write_gguf(&path, &all, &[]).unwrap();
+        let back = Tokenizer::load(&path).unwrap();
+        for c in ids_fixture()["extra"].as_array().unwrap() {
+            let text = c["text"].as_str().unwrap();
+            assert_eq!(
+                back.encode(text, true).unwrap(),
+                ids(&c["input_ids"]),
+                "{label}"
+            );
+        }
+        assert_eq!(back.eos_ids(), tok.eos_ids());
+        assert_eq!(back.chat_template(), tok.chat_template());
+    }
 }

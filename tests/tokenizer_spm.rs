@@ -114,3 +114,35 @@ fn spm_save_reload() {
         assert_eq!(back.encode(t, true).unwrap(), tok.encode(t, true).unwrap());
     }
 }
+
+#[test]
+fn spm_folder_to_gguf_metadata_and_back() {
+    use swift::model::gguf::{write_gguf, GgufValue};
+    let fx = fixture();
+    let tok = tokenizer(&fx);
+    let dir = tempfile::tempdir().unwrap();
+    tok.save(dir.path()).unwrap();
+    let folder = Tokenizer::from_dir(dir.path()).unwrap();
+    let mut meta = vec![(
+        "general.architecture".to_string(),
+        GgufValue::String("llama".into()),
+    )];
+    meta.extend(folder.gguf_metadata().unwrap());
+    let model = meta
+        .iter()
+        .find(|(k, _)| k == "tokenizer.ggml.model")
+        .unwrap();
+    assert_eq!(model.1.as_str(), Some("llama"));
+    let path = dir.path().join("t.gguf");
+    write_gguf(&path, &meta, &[]).unwrap();
+    let back = Tokenizer::load(&path).unwrap();
+    for c in fx["cases"].as_array().unwrap() {
+        let text = c["text"].as_str().unwrap();
+        assert_eq!(
+            back.encode(text, false).unwrap(),
+            ids(&c["ids"]),
+            "text {text:?}"
+        );
+    }
+    assert_eq!(back.encode("hello", true).unwrap(), [1, 274]);
+}

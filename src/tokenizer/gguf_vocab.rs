@@ -419,6 +419,210 @@ pub fn tokenizer_json(v: &GgufVocab) -> Result<(Value, Vec<String>)> {
     Ok((doc, warnings))
 }
 
+/// Recognise a byte-level pre-tokenizer (as `tokenizer.json` spells it) by
+/// llama.cpp's name for it.
+fn pre_name_of(pre: &Value) -> Option<&'static str> {
+    let text = pre.to_string();
+    if text.contains("\"Digits\"") && text.contains("\"individual_digits\":true") {
+        return Some("smollm");
+    }
+    for (regex, name) in [
+        (LLAMA3_SPLIT, "llama-bpe"),
+        (QWEN2_SPLIT, "qwen2"),
+        (TEKKEN_SPLIT, "tekken"),
+        (GPT4O_SPLIT, "gpt-4o"),
+    ] {
+        if text.contains(&serde_json::to_string(regex).ok()?) {
+            return Some(name);
+        }
+    }
+    if pre.get("type").and_then(Value::as_str) == Some("ByteLevel") {
+        return Some("gpt2");
+    }
+    None
+}
+
+/// The vocabulary of a `tokenizer.json` document (a BPE model) in GGUF terms:
+/// the inverse of [`tokenizer_json`]. Special-token ids, flags and the chat
+/// template are the caller's to fill in.
+pub fn from_tokenizer_json(doc: &Value) -> Result<GgufVocab> {
+    let model = &doc["model"];
+    if model.get("type").and_then(Value::as_str) != Some("BPE") {
+        bail!(
+            "only BPE tokenizers can be written to GGUF (this one is {})",
+            model
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+        );
+    }
+    let byte_fallback = model
+        .get("byte_fallback")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut by_id: Vec<Option<String>> = Vec::new();
+    let mut put = |id: usize, tok: &str| {
+        if by_id.len() <= id {
+            by_id.resize(id + 1, None);
+        }
+        by_id[id] = Some(tok.to_owned());
+    };
+    for (tok, id) in model["vocab"]
+        .as_object()
+        .context("tokenizer.json has no vocab")?
+    {
+        put(id.as_u64().context("bad vocab id")? as usize, tok);
+    }
+    let mut specials = std::collections::HashMap::new();
+    for t in doc["added_tokens"].as_array().into_iter().flatten() {
+        let id = t["id"].as_u64().context("bad added token id")? as usize;
+        let content = t["content"].as_str().unwrap_or_default();
+        put(id, content);
+        specials.insert(id, t["special"].as_bool().unwrap_or(false));
+    }
+    let unk = model.get("unk_token").and_then(Value::as_str);
+    let mut tokens = Vec::with_capacity(by_id.len());
+    let mut types = Vec::with_capacity(by_id.len());
+    for (i, t) in by_id.into_iter().enumerate() {
+        let (tok, ty) = match t {
+            None => (format!("[PAD{i}]"), 5),
+            Some(t) => {
+                let ty = match specials.get(&i) {
+                    Some(true) if Some(t.as_str()) == unk => TOKEN_TYPE_UNKNOWN,
+                    Some(true) => TOKEN_TYPE_CONTROL,
+                    Some(false) => TOKEN_TYPE_USER_DEFINED,
+                    None if byte_fallback
+                        && t.len() == 6
+                        && t.starts_with("<0x")
+                        && t.ends_with('>') =>
+                    {
+                        TOKEN_TYPE_BYTE
+                    }
+                    None if Some(t.as_str()) == unk => TOKEN_TYPE_UNKNOWN,
+                    None => TOKEN_TYPE_NORMAL,
+                };
+                (t, ty)
+            }
+        };
+        tokens.push(tok);
+        types.push(ty);
+    }
+    let merges: Vec<String> = model["merges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| match m {
+            Value::String(s) => Ok(s.clone()),
+            Value::Array(p) if p.len() == 2 => Ok(format!(
+                "{} {}",
+                p[0].as_str().unwrap_or_default(),
+                p[1].as_str().unwrap_or_default()
+            )),
+            _ => bail!("bad merge {m}"),
+        })
+        .collect::<Result<_>>()?;
+    let mut v = GgufVocab {
+        tokens,
+        token_types: Some(types),
+        ..Default::default()
+    };
+    if byte_fallback {
+        // SentencePiece style: llama.cpp merges by score, so the score of a
+        // token is minus the rank of the merge that makes it.
+        v.model = "llama".into();
+        let index: std::collections::HashMap<&str, usize> = v
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), i))
+            .collect();
+        let mut scores = vec![0.0; v.tokens.len()];
+        for (rank, m) in merges.iter().enumerate() {
+            let merged: String = m.split(' ').collect();
+            if let Some(&i) = index.get(merged.as_str()) {
+                if scores[i] == 0.0 {
+                    scores[i] = -(rank as f64 + 1.0);
+                }
+            }
+        }
+        v.scores = Some(scores);
+        v.add_space_prefix = Some(
+            doc["pre_tokenizer"]
+                .get("prepend_scheme")
+                .and_then(Value::as_str)
+                .map(|s| s != "never")
+                .unwrap_or(true),
+        );
+    } else {
+        v.model = "gpt2".into();
+        v.pre = Some(
+            pre_name_of(&doc["pre_tokenizer"])
+                .unwrap_or("default")
+                .into(),
+        );
+        v.merges = Some(merges);
+    }
+    Ok(v)
+}
+
+/// GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`) for a vocabulary.
+pub fn to_metadata(v: &GgufVocab) -> Vec<(String, GgufValue)> {
+    let s = |x: &str| GgufValue::String(x.to_owned());
+    let mut m = vec![
+        ("tokenizer.ggml.model".to_string(), s(&v.model)),
+        (
+            "tokenizer.ggml.tokens".to_string(),
+            GgufValue::Array(v.tokens.iter().map(|t| s(t)).collect()),
+        ),
+    ];
+    if let Some(pre) = &v.pre {
+        m.push(("tokenizer.ggml.pre".into(), s(pre)));
+    }
+    if let Some(types) = &v.token_types {
+        m.push((
+            "tokenizer.ggml.token_type".into(),
+            GgufValue::Array(types.iter().map(|&t| GgufValue::I32(t as i32)).collect()),
+        ));
+    }
+    if let Some(scores) = &v.scores {
+        m.push((
+            "tokenizer.ggml.scores".into(),
+            GgufValue::Array(scores.iter().map(|&x| GgufValue::F32(x as f32)).collect()),
+        ));
+    }
+    if let Some(merges) = &v.merges {
+        m.push((
+            "tokenizer.ggml.merges".into(),
+            GgufValue::Array(merges.iter().map(|t| s(t)).collect()),
+        ));
+    }
+    for (key, id) in [
+        ("bos_token_id", v.bos_id),
+        ("eos_token_id", v.eos_id),
+        ("eot_token_id", v.eot_id),
+        ("eom_token_id", v.eom_id),
+        ("unknown_token_id", v.unk_id),
+        ("padding_token_id", v.pad_id),
+    ] {
+        if let Some(id) = id {
+            m.push((format!("tokenizer.ggml.{key}"), GgufValue::U32(id)));
+        }
+    }
+    for (key, flag) in [
+        ("add_bos_token", v.add_bos),
+        ("add_eos_token", v.add_eos),
+        ("add_space_prefix", v.add_space_prefix),
+    ] {
+        if let Some(f) = flag {
+            m.push((format!("tokenizer.ggml.{key}"), GgufValue::Bool(f)));
+        }
+    }
+    if let Some(t) = &v.chat_template {
+        m.push(("tokenizer.chat_template".into(), s(t)));
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

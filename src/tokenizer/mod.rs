@@ -80,6 +80,8 @@ pub struct Tokenizer {
     /// Keys of the original tokenizer_config.json, kept when saving.
     config: Map<String, Value>,
     warnings: Vec<String>,
+    /// The GGUF vocabulary this tokenizer was built from, if any.
+    gguf_source: Option<std::sync::Arc<gguf_vocab::GgufVocab>>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -143,6 +145,7 @@ impl Tokenizer {
             stop_strings: Vec::new(),
             config: Map::new(),
             warnings: Vec::new(),
+            gguf_source: None,
         }
     }
 
@@ -266,6 +269,7 @@ impl Tokenizer {
             .map_err(|e| anyhow!("building the tokenizer from GGUF metadata: {e}"))?;
         let mut t = Tokenizer::from_parts(inner);
         t.warnings = warnings;
+        t.gguf_source = Some(std::sync::Arc::new(v.clone()));
         t.bos_token = v.token(v.bos_id).map(str::to_owned);
         t.eos_token = v.token(v.eos_id).map(str::to_owned);
         t.unk_token = v.token(v.unk_id).map(str::to_owned);
@@ -520,6 +524,38 @@ impl Tokenizer {
     /// The underlying `tokenizers` tokenizer.
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
+    }
+
+    /// The tokenizer as GGUF metadata (`tokenizer.ggml.*` and
+    /// `tokenizer.chat_template`), for writing a `.gguf` with
+    /// `model::gguf::write_gguf`. A tokenizer read from a GGUF gives back its
+    /// vocabulary unchanged; one from `tokenizer.json` must be a BPE model
+    /// (byte-level -> "gpt2", byte-fallback -> "llama" with scores from the
+    /// merge ranks).
+    pub fn gguf_metadata(&self) -> Result<Vec<(String, crate::model::gguf::GgufValue)>> {
+        let mut v = match &self.gguf_source {
+            Some(v) => (**v).clone(),
+            None => {
+                let doc: Value = serde_json::from_str(
+                    &self
+                        .inner
+                        .to_string(false)
+                        .map_err(|e| anyhow!("serializing the tokenizer: {e}"))?,
+                )?;
+                gguf_vocab::from_tokenizer_json(&doc)?
+            }
+        };
+        let id = |t: &Option<String>| t.as_deref().and_then(|t| self.token_to_id(t));
+        v.bos_id = id(&self.bos_token);
+        v.eos_id = id(&self.eos_token).or(self.eos_ids.first().copied());
+        v.unk_id = id(&self.unk_token);
+        v.pad_id = id(&self.pad_token);
+        v.eot_id = self.eos_ids.iter().copied().find(|&i| Some(i) != v.eos_id);
+        v.eom_id = v.eom_id.filter(|i| self.eos_ids.contains(i));
+        v.add_bos = Some(self.adds_bos());
+        v.add_eos = Some(self.add_eos.unwrap_or(false));
+        v.chat_template = self.chat_template().map(str::to_owned);
+        Ok(gguf_vocab::to_metadata(&v))
     }
 
     /// Write `tokenizer.json`, `tokenizer_config.json` (with the chat
