@@ -126,3 +126,41 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
+
+/// Every generated file committed under `completions/` and `man/`, as
+/// (path relative to the repository root, contents). `just gen` writes them;
+/// a test fails when the committed copies differ.
+pub fn generated_files() -> Vec<(String, Vec<u8>)> {
+    use crate::commands::completions::{generate, Shell};
+    let mut files = Vec::new();
+    for shell in Shell::ALL {
+        files.push((
+            format!("completions/{}", shell.file_name()),
+            generate(shell),
+        ));
+    }
+    let mut cmd = command();
+    cmd.build();
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut buf)
+        .expect("rendering to memory cannot fail");
+    files.push(("man/swift.1".to_string(), buf));
+    for sub in cmd.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        let name = format!("swift-{}", sub.get_name());
+        let page = sub
+            .clone()
+            .name(name.clone())
+            .display_name(name.clone())
+            .bin_name(format!("swift {}", sub.get_name()));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page)
+            .render(&mut buf)
+            .expect("rendering to memory cannot fail");
+        files.push((format!("man/{name}.1"), buf));
+    }
+    files
+}

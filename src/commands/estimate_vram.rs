@@ -1,15 +1,647 @@
-//! `swift estimate-vram` (in progress).
-use clap::Args;
+//! `swift estimate-vram`: predict the peak memory of a job from the model's
+//! config alone, say whether it fits, and what to change when it does not.
+//! Exit code 3 when it does not fit.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::builder::TypedValueParser;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use tabled::settings::object::Columns;
+use tabled::settings::{Alignment, Modify, Style};
+use tabled::{Table, Tabled};
+
+use crate::error::Exit;
+use crate::model::config::ModelConfig;
+use crate::planner::device::{self, Device, DeviceKind, Inventory};
+use crate::planner::memory::{
+    estimate, Attention, Dtype, Estimate, Job, Kind, LossImpl, Method, Optimizer, Quant, GIB,
+};
+use crate::planner::plan::{self, Plan, Request, Suggestion};
 use crate::printer::Printer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Auto,
+    Infer,
+    Lora,
+    Qlora,
+    Full,
+    DpoLora,
+    DpoFull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    Auto,
+    Bf16,
+    F16,
+    F32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    #[value(alias = "adamw_torch")]
+    Adamw,
+    #[value(name = "adamw-8bit", alias = "adamw_8bit", alias = "adamw_bnb_8bit")]
+    Adamw8bit,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttentionArg {
+    Fused,
+    #[value(alias = "sdpa", alias = "flash_attn")]
+    Flash,
+    Eager,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    Chunked,
+    Full,
+}
 
 #[derive(Debug, Args)]
 pub struct EstimateVramArgs {
-    /// A model folder, a config.json or a .gguf file
+    /// A model folder, a config.json, or a .gguf file (only its header is read).
+    /// Without it, print the devices found.
+    #[arg(
+        long,
+        alias = "model_id",
+        alias = "model_name_or_path",
+        value_name = "PATH"
+    )]
+    pub model: Option<PathBuf>,
+
+    /// What the job is; `auto` lets the planner choose LoRA or QLoRA
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto, alias = "train_type", alias = "tuner_type", alias = "peft_type")]
+    pub method: MethodArg,
+
+    /// Weight and activation dtype; `auto` picks bf16 where the device has it
+    #[arg(long, value_enum, default_value_t = DtypeArg::Auto, alias = "torch_dtype")]
+    pub dtype: DtypeArg,
+
+    /// Quantize the frozen linear weights: 4 (NF4, QLoRA) or 8
+    #[arg(long, alias = "quant_bits", value_parser = clap::builder::PossibleValuesParser::new(["4", "8"]).map(|s| s.parse::<u8>().unwrap()))]
+    pub quant_bits: Option<u8>,
+
+    /// Sequences per device per step (default: the planner's choice under
+    /// `--method auto`, else 1)
+    #[arg(long, alias = "batch_size", alias = "per_device_train_batch_size")]
+    pub batch_size: Option<usize>,
+
+    /// Tokens per sequence (training) or prompt tokens (inference)
+    #[arg(
+        long,
+        default_value_t = 2048,
+        visible_alias = "max-length",
+        alias = "max_length",
+        alias = "seq_len"
+    )]
+    pub seq_len: usize,
+
+    /// Inference: tokens generated after the prompt
+    #[arg(long, default_value_t = 512, alias = "max_new_tokens")]
+    pub max_new_tokens: usize,
+
+    /// LoRA rank
+    #[arg(long, default_value_t = 8, alias = "lora_rank")]
+    pub lora_rank: usize,
+
+    /// LoRA target modules, comma separated (q_proj,v_proj,...) or all-linear
+    #[arg(
+        long,
+        default_value = "all-linear",
+        alias = "target_modules",
+        value_delimiter = ','
+    )]
+    pub target_modules: Vec<String>,
+
+    /// Recompute activations in backward (default: on; under `--method auto`
+    /// only when needed)
+    #[arg(long, alias = "gradient_checkpointing", action = clap::ArgAction::Set)]
+    pub gradient_checkpointing: Option<bool>,
+
+    /// Optimizer
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adamw, alias = "optim")]
+    pub optimizer: OptimizerArg,
+
+    /// Attention implementation (eager materialises the score matrix)
+    #[arg(long, value_enum, default_value_t = AttentionArg::Fused, alias = "attn_impl")]
+    pub attention: AttentionArg,
+
+    /// LoRA dropout probability (above 0, peft keeps a dropped copy of each
+    /// wrapped layer's input)
+    #[arg(long, default_value_t = 0.0, alias = "lora_dropout")]
+    pub lora_dropout: f64,
+
+    /// Cross-entropy over the vocabulary: chunked (logits kept 16-bit, fp32
+    /// a chunk at a time) or full (transformers' default fp32 upcast)
+    #[arg(long, value_enum, default_value_t = LossArg::Chunked)]
+    pub loss_impl: LossArg,
+
+    /// Number of GPUs the job is spread over
+    #[arg(long, default_value_t = 1)]
+    pub gpus: usize,
+
+    /// DeepSpeed ZeRO stage for multi-GPU runs
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub zero: u8,
+
+    /// Sequences per optimizer step the planner aims for under `--method auto`
+    #[arg(long, default_value_t = 16)]
+    pub effective_batch: usize,
+
+    /// Memory available to the job: a size (24GiB, 16GB, 80G) or `auto` (the
+    /// free memory of the best GPU, else available RAM)
+    #[arg(long, default_value = "auto")]
+    pub budget: String,
+
+    /// Print a JSON object instead of a table
     #[arg(long)]
-    pub model: Option<String>,
+    pub json: bool,
 }
 
-pub fn run(_args: EstimateVramArgs, _printer: &Printer) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+/// The `--json` object. Stable: fields are only ever added.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub model: ModelInfo,
+    pub method: &'static str,
+    pub dtype: &'static str,
+    pub quantization: Quant,
+    pub batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub seq_len: usize,
+    pub max_new_tokens: Option<usize>,
+    pub gradient_checkpointing: bool,
+    pub optimizer: &'static str,
+    pub lora_rank: Option<usize>,
+    pub gpus: usize,
+    pub zero: u8,
+    pub components: Vec<ComponentOut>,
+    pub trainable_params: u64,
+    pub total_bytes: u64,
+    pub total_gib: f64,
+    pub budget_bytes: u64,
+    pub budget_source: String,
+    pub fits: bool,
+    pub reason: Option<String>,
+    pub suggestion: Option<Suggestion>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelInfo {
+    pub path: String,
+    pub family: &'static str,
+    pub params: u64,
+    pub layers: usize,
+    pub hidden_size: usize,
+    pub vocab_size: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ComponentOut {
+    pub name: &'static str,
+    pub bytes: u64,
+    pub gib: f64,
+    pub kind: Kind,
+    pub detail: String,
+}
+
+/// What a model path holds: its config, and for a GGUF the bytes its linear
+/// layers and the rest take as stored.
+pub struct ModelSource {
+    pub config: ModelConfig,
+    pub gguf_bytes: Option<(u64, u64)>,
+}
+
+pub fn read_model(path: &Path) -> Result<ModelSource> {
+    if !path.exists() {
+        bail!("{} does not exist", path.display());
+    }
+    let is_gguf = path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    if is_gguf {
+        let g = crate::model::gguf::GgufFile::open(path)?;
+        let config = ModelConfig::from_gguf(&g)
+            .with_context(|| format!("reading hyper-parameters from {}", path.display()))?;
+        let mut linear = 0u64;
+        let mut other = 0u64;
+        for t in &g.tensors {
+            let is_linear = t.name.starts_with("blk.")
+                && [
+                    "attn_q.",
+                    "attn_k.",
+                    "attn_v.",
+                    "attn_output.",
+                    "ffn_gate.",
+                    "ffn_up.",
+                    "ffn_down.",
+                ]
+                .iter()
+                .any(|p| t.name.contains(p))
+                && t.name.ends_with(".weight");
+            if is_linear {
+                linear += t.n_bytes();
+            } else {
+                other += t.n_bytes();
+            }
+        }
+        return Ok(ModelSource {
+            config,
+            gguf_bytes: Some((linear, other)),
+        });
+    }
+    Ok(ModelSource {
+        config: ModelConfig::from_path(path)?,
+        gguf_bytes: None,
+    })
+}
+
+fn resolve_budget(spec: &str, inv: &Inventory) -> Result<(u64, String, Device)> {
+    let primary = inv.primary().clone();
+    if spec.eq_ignore_ascii_case("auto") {
+        let src = match primary.kind {
+            DeviceKind::Cpu => "available RAM".to_string(),
+            DeviceKind::Cuda => format!("free memory of {} ({})", primary.id, primary.name),
+            DeviceKind::Metal => "Metal recommended working set".to_string(),
+        };
+        return Ok((primary.free_bytes, src, primary));
+    }
+    let bytes = device::parse_size(spec).ok_or_else(|| {
+        Exit::Usage(format!(
+            "invalid value '{spec}' for '--budget <BUDGET>': expected a size such as 24GiB, 16GB, 80G, or `auto`"
+        ))
+    })?;
+    // An explicit budget describes a GPU of that size (a CPU only when this
+    // machine has no GPU and the user means its RAM: the same arithmetic).
+    let dev = if primary.kind == DeviceKind::Cpu {
+        Device {
+            kind: DeviceKind::Cuda,
+            id: "a GPU of that budget".into(),
+            name: "a GPU of the given budget".into(),
+            total_bytes: bytes,
+            free_bytes: bytes,
+            compute_capability: Some((8, 0)),
+        }
+    } else {
+        primary
+    };
+    Ok((bytes, "--budget".to_string(), dev))
+}
+
+fn method_of(m: MethodArg) -> Option<Method> {
+    Some(match m {
+        MethodArg::Auto => return None,
+        MethodArg::Infer => Method::Infer,
+        MethodArg::Lora => Method::Lora,
+        MethodArg::Qlora => Method::Qlora,
+        MethodArg::Full => Method::Full,
+        MethodArg::DpoLora => Method::DpoLora,
+        MethodArg::DpoFull => Method::DpoFull,
+    })
+}
+
+/// Compute the report for `args` (no printing): the library entry point the
+/// tests and the other commands call.
+pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result<Report> {
+    let src = read_model(model)?;
+    let cfg = &src.config;
+    let (budget, budget_source, device) = resolve_budget(&args.budget, inv)?;
+    let method = method_of(args.method);
+    if args.gpus == 0 {
+        return Err(Exit::Usage("--gpus must be at least 1".into()).into());
+    }
+
+    let mut base = Job::new(method.unwrap_or(Method::Lora));
+    base.seq_len = args.seq_len.max(1);
+    base.new_tokens = args.max_new_tokens;
+    base.lora_rank = args.lora_rank.max(1);
+    base.target_modules = args.target_modules.clone();
+    base.optimizer = match args.optimizer {
+        OptimizerArg::Adamw => Optimizer::Adamw,
+        OptimizerArg::Adamw8bit => Optimizer::Adamw8bit,
+        OptimizerArg::Sgd => Optimizer::Sgd,
+    };
+    base.attention = match args.attention {
+        AttentionArg::Eager => Attention::Eager,
+        _ => Attention::Fused,
+    };
+    base.lora_dropout = args.lora_dropout > 0.0;
+    base.loss = match args.loss_impl {
+        LossArg::Chunked => LossImpl::Chunked,
+        LossArg::Full => LossImpl::Full,
+    };
+    base.gpus = args.gpus;
+    base.zero = args.zero;
+    base.quant = match (args.quant_bits, src.gguf_bytes) {
+        (Some(4), _) => Quant::Nf4 { double_quant: true },
+        (Some(8), _) => Quant::Int8,
+        (_, Some((linear_bytes, other_bytes)))
+            if matches!(method, None | Some(Method::Infer) | Some(Method::Qlora)) =>
+        {
+            Quant::Gguf {
+                linear_bytes,
+                other_bytes,
+            }
+        }
+        _ => Quant::None,
+    };
+    let dtype = match args.dtype {
+        DtypeArg::Auto => None,
+        DtypeArg::Bf16 => Some(Dtype::Bf16),
+        DtypeArg::F16 => Some(Dtype::F16),
+        DtypeArg::F32 => Some(Dtype::F32),
+    };
+
+    let (plan, reason) = if method.is_none() {
+        let req = Request {
+            method: None,
+            dtype,
+            batch_size: args.batch_size,
+            gradient_checkpointing: args.gradient_checkpointing,
+            effective_batch: args.effective_batch,
+            base,
+        };
+        let p = plan::plan(cfg, &device, budget, &req);
+        let reason = p.reason.clone();
+        (p, Some(reason))
+    } else {
+        let mut job = base;
+        job.method = method.unwrap();
+        if job.method == Method::Qlora && job.quant == Quant::None {
+            job.quant = Quant::Nf4 { double_quant: true };
+        }
+        job.dtype = dtype.unwrap_or_else(|| plan::default_dtype(&device));
+        job.batch_size = args.batch_size.unwrap_or(1).max(1);
+        job.gradient_checkpointing = args.gradient_checkpointing.unwrap_or(true);
+        job.cuda_context = device.kind == DeviceKind::Cuda;
+        let est = estimate(cfg, &job);
+        let fits = est.total_bytes <= budget;
+        (
+            Plan {
+                job,
+                gradient_accumulation_steps: 1,
+                estimate: est,
+                budget_bytes: budget,
+                fits,
+                reason: String::new(),
+            },
+            None,
+        )
+    };
+    let suggestion = if plan.fits {
+        None
+    } else {
+        plan::suggest(cfg, &plan.job, budget)
+    };
+    Ok(make_report(
+        model,
+        cfg,
+        &plan,
+        &plan.estimate,
+        budget_source,
+        reason,
+        suggestion,
+    ))
+}
+
+fn make_report(
+    model: &Path,
+    cfg: &ModelConfig,
+    plan: &Plan,
+    est: &Estimate,
+    budget_source: String,
+    reason: Option<String>,
+    suggestion: Option<Suggestion>,
+) -> Report {
+    let job = &plan.job;
+    let is_lora = matches!(job.method, Method::Lora | Method::Qlora | Method::DpoLora);
+    Report {
+        schema_version: 1,
+        model: ModelInfo {
+            path: model.display().to_string(),
+            family: cfg.family.name(),
+            params: cfg.total_params(),
+            layers: cfg.num_hidden_layers,
+            hidden_size: cfg.hidden_size,
+            vocab_size: cfg.vocab_size,
+        },
+        method: job.method.name(),
+        dtype: job.dtype.name(),
+        quantization: job.quant,
+        batch_size: job.batch_size,
+        gradient_accumulation_steps: plan.gradient_accumulation_steps,
+        seq_len: job.seq_len,
+        max_new_tokens: (job.method == Method::Infer).then_some(job.new_tokens),
+        gradient_checkpointing: job.method.is_training() && job.gradient_checkpointing,
+        optimizer: job.optimizer.name(),
+        lora_rank: is_lora.then_some(job.lora_rank),
+        gpus: job.gpus,
+        zero: job.zero,
+        components: est
+            .components
+            .iter()
+            .map(|c| ComponentOut {
+                name: c.name,
+                bytes: c.bytes,
+                gib: round3(c.bytes as f64 / GIB),
+                kind: c.kind,
+                detail: c.detail.clone(),
+            })
+            .collect(),
+        trainable_params: est.trainable_params,
+        total_bytes: est.total_bytes,
+        total_gib: round3(est.total_gib()),
+        budget_bytes: plan.budget_bytes,
+        budget_source,
+        fits: plan.fits,
+        reason,
+        suggestion,
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn gib(bytes: u64) -> String {
+    let g = bytes as f64 / GIB;
+    if g >= 0.1 {
+        format!("{g:.2} GiB")
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+#[derive(Tabled)]
+struct Row {
+    component: String,
+    memory: String,
+    detail: String,
+}
+
+/// The human-readable form of a report.
+pub fn render_table(r: &Report) -> String {
+    let mut out = String::new();
+    let quant = match r.quantization {
+        Quant::None => String::new(),
+        Quant::Nf4 { double_quant } => {
+            format!(", NF4{}", if double_quant { " (double quant)" } else { "" })
+        }
+        Quant::Int8 => ", int8".into(),
+        Quant::Gguf { .. } => ", GGUF weights as stored".into(),
+    };
+    out.push_str(&format!(
+        "model   {} ({}, {:.2}B params, {} layers)\n",
+        r.model.path,
+        r.model.family,
+        r.model.params as f64 / 1e9,
+        r.model.layers
+    ));
+    let shape = if r.method == "infer" {
+        format!(
+            "batch {} x ({} prompt + {} new tokens)",
+            r.batch_size,
+            r.seq_len,
+            r.max_new_tokens.unwrap_or(0)
+        )
+    } else {
+        format!(
+            "batch {} x {} tokens{}{}",
+            r.batch_size,
+            r.seq_len,
+            if r.gradient_accumulation_steps > 1 {
+                format!(" x {} accumulation", r.gradient_accumulation_steps)
+            } else {
+                String::new()
+            },
+            if r.gradient_checkpointing {
+                ", gradient checkpointing"
+            } else {
+                ""
+            }
+        )
+    };
+    out.push_str(&format!(
+        "job     {} {}{}, {}\n",
+        r.method, r.dtype, quant, shape
+    ));
+    if let Some(reason) = &r.reason {
+        out.push_str(&format!("plan    {reason}\n"));
+    }
+    out.push('\n');
+    let mut rows: Vec<Row> = r
+        .components
+        .iter()
+        .map(|c| Row {
+            component: match c.kind {
+                Kind::Step => format!("{} *", c.name),
+                _ => c.name.to_string(),
+            },
+            memory: gib(c.bytes),
+            detail: c.detail.clone(),
+        })
+        .collect();
+    rows.push(Row {
+        component: "total (peak)".into(),
+        memory: gib(r.total_bytes),
+        detail: String::new(),
+    });
+    let mut table = Table::new(rows);
+    table
+        .with(Style::sharp())
+        .with(Modify::new(Columns::single(1)).with(Alignment::right()));
+    out.push_str(&table.to_string());
+    out.push('\n');
+    if r.components.iter().any(|c| c.kind == Kind::Step) {
+        out.push_str("* alive only during the optimizer step; the peak counts it or the activations, whichever is larger\n");
+    }
+    out.push('\n');
+    if r.fits {
+        out.push_str(&format!(
+            "fits: yes, {} of {} ({})\n",
+            gib(r.total_bytes),
+            gib(r.budget_bytes),
+            r.budget_source
+        ));
+    } else {
+        out.push_str(&format!(
+            "fits: NO, {} needed, {} available ({}), short by {}\n",
+            gib(r.total_bytes),
+            gib(r.budget_bytes),
+            r.budget_source,
+            gib(r.total_bytes.saturating_sub(r.budget_bytes))
+        ));
+        match &r.suggestion {
+            Some(s) => out.push_str(&format!(
+                "hint: {} would need {}\n",
+                s.change,
+                gib(s.total_bytes)
+            )),
+            None => out.push_str("hint: no single change makes it fit; try a smaller model\n"),
+        }
+    }
+    out
+}
+
+fn render_devices(inv: &Inventory) -> String {
+    #[derive(Tabled)]
+    struct DevRow {
+        device: String,
+        name: String,
+        total: String,
+        free: String,
+        bf16: String,
+    }
+    let rows: Vec<DevRow> = std::iter::once(&inv.cpu)
+        .chain(inv.gpus.iter())
+        .map(|d| DevRow {
+            device: d.id.clone(),
+            name: d.name.clone(),
+            total: gib(d.total_bytes),
+            free: gib(d.free_bytes),
+            bf16: if d.supports_bf16() {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        })
+        .collect();
+    let mut t = Table::new(rows);
+    t.with(Style::sharp());
+    let mut out = t.to_string();
+    out.push('\n');
+    if inv.gpus.is_empty() {
+        out.push_str("no GPU found (CUDA through nvidia-smi, Apple Metal); jobs run on the CPU\n");
+    }
+    out
+}
+
+pub fn run(args: EstimateVramArgs, printer: &Printer) -> Result<()> {
+    let inv = device::detect();
+    let Some(model) = args.model.clone() else {
+        if args.json {
+            printer.data(&serde_json::to_string_pretty(&inv)?);
+        } else {
+            printer.data(&render_devices(&inv));
+        }
+        return Ok(());
+    };
+    let report = compute(&args, &model, &inv)?;
+    if args.json {
+        printer.data(&serde_json::to_string_pretty(&report)?);
+    } else {
+        printer.data(&render_table(&report));
+    }
+    if report.fits {
+        Ok(())
+    } else {
+        Err(Exit::DoesNotFit.into())
+    }
 }

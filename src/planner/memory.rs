@@ -152,6 +152,19 @@ pub enum Attention {
     Fused,
 }
 
+/// How the cross-entropy over the vocabulary is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LossImpl {
+    /// Logits kept in the activation dtype; the fp32 upcast, log-softmax and
+    /// gradient exist for one chunk of tokens at a time (torchtune's
+    /// chunked cross-entropy, and our trainer).
+    Chunked,
+    /// transformers' default: the whole fp32 upcast, the saved log-softmax
+    /// and its fp32 gradient at once.
+    Full,
+}
+
 /// Everything the estimate depends on.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
@@ -172,6 +185,7 @@ pub struct Job {
     pub gradient_checkpointing: bool,
     pub optimizer: Optimizer,
     pub attention: Attention,
+    pub loss: LossImpl,
     pub gpus: usize,
     /// DeepSpeed ZeRO stage (0 = none, 1, 2, 3).
     pub zero: u8,
@@ -196,10 +210,11 @@ impl Job {
             new_tokens: 0,
             lora_rank: 8,
             target_modules: Vec::new(),
-            lora_dropout: true,
+            lora_dropout: false,
             gradient_checkpointing: true,
             optimizer: Optimizer::Adamw,
             attention: Attention::Fused,
+            loss: LossImpl::Chunked,
             gpus: 1,
             zero: 0,
             cuda_context: true,
@@ -281,6 +296,20 @@ impl Estimate {
         self.components.iter().find(|c| c.name == name)
     }
 }
+
+/// 20.0M, 6.74B: a parameter count for people.
+pub fn human_count(n: f64) -> String {
+    if n >= 1e9 {
+        format!("{:.2}B", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1}M", n / 1e6)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+/// Tokens per chunk of the chunked cross-entropy.
+pub const CHUNK_TOKENS: f64 = 512.0;
 
 /// Bytes of the CUDA context and cuBLAS workspaces, outside the allocator.
 pub const CUDA_CONTEXT_BYTES: f64 = 0.5 * GIB;
@@ -450,8 +479,8 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
             bytes: (trainable * train_bytes / shard_grads) as u64,
             kind: Kind::Persistent,
             detail: format!(
-                "{:.1}M trainable params x {} B{}",
-                trainable / 1e6,
+                "{} trainable params x {} B{}",
+                human_count(trainable),
                 train_bytes,
                 if shard_grads > 1.0 {
                     format!(", ZeRO-{} over {gpus} GPUs", job.zero)
@@ -510,9 +539,9 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
         let h = cfg.hidden_size as f64;
         let (acts, detail) = if job.gradient_checkpointing {
             // Each layer's input is kept; one layer at a time is recomputed
-            // and back-propagated (its saved tensors plus their gradients).
+            // and back-propagated.
             (
-                layers * tokens * h * a + 2.0 * per_layer,
+                layers * tokens * h * a + per_layer,
                 format!(
                     "checkpointing: {} layer inputs + 1 layer recomputed, {} tokens",
                     cfg.num_hidden_layers, tokens
@@ -540,14 +569,35 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
             kind: Kind::Transient,
             detail,
         });
-        // Logits in the activation dtype, their fp32 upcast kept by
-        // log-softmax, and the fp32 gradient in backward.
-        let logits = tokens * v * (a + 4.0 + 4.0);
+        let (logits, detail) = match job.loss {
+            // Logits in the activation dtype, plus the fp32 upcast,
+            // log-softmax and gradient of one chunk of CHUNK_TOKENS tokens.
+            LossImpl::Chunked => {
+                let chunk = tokens.min(CHUNK_TOKENS);
+                (
+                    tokens * v * a + chunk * v * 12.0,
+                    format!(
+                        "{tokens} tokens x {} vocab x {a} B, fp32 loss in chunks of {chunk}",
+                        cfg.vocab_size
+                    ),
+                )
+            }
+            // Logits in the activation dtype, their fp32 upcast kept by
+            // log-softmax, and the fp32 gradient in backward.
+            LossImpl::Full => (
+                tokens * v * (a + 4.0 + 4.0),
+                format!(
+                    "{tokens} tokens x {} vocab x {} B (unchunked)",
+                    cfg.vocab_size,
+                    a + 8.0
+                ),
+            ),
+        };
         comps.push(Component {
             name: "logits + loss",
             bytes: logits as u64,
             kind: Kind::Transient,
-            detail: format!("{tokens} tokens x {} vocab x {} B", cfg.vocab_size, a + 8.0),
+            detail,
         });
         transient = acts + logits;
         if step_temp > 0.0 {
@@ -713,11 +763,17 @@ mod tests {
         let mut job = Job::new(Method::Lora);
         job.batch_size = 2;
         job.seq_len = 5;
+        job.loss = LossImpl::Full;
         let e = estimate(&c, &job);
         assert_eq!(bytes(&e, "logits + loss"), 2 * 5 * 10 * 10);
         job.method = Method::DpoLora;
         let d = estimate(&c, &job);
         assert_eq!(bytes(&d, "logits + loss"), 2 * 2 * 5 * 10 * 10);
+        // Chunked: all logits in bf16 plus one chunk (here all 20 tokens) of
+        // fp32 upcast + log-softmax + gradient.
+        job.loss = LossImpl::Chunked;
+        let d = estimate(&c, &job);
+        assert_eq!(bytes(&d, "logits + loss"), 20 * 10 * 2 + 20 * 10 * 12);
     }
 
     #[test]

@@ -1,0 +1,35 @@
+# swift: `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes
+default:
+    @just --list
+
+# Build the release binary (what the README tells people to run)
+build:
+    cargo build --release
+
+# Fetch the test model (SmolLM2-135M-Instruct Q4_1 GGUF) into fixtures/cache/
+fixtures:
+    fixtures/fetch-smollm2.sh >/dev/null
+
+# Run the test suite (fetches the test model first)
+test: fixtures
+    cargo test --release --all-targets
+
+# clippy with warnings as errors, and rustfmt
+lint:
+    cargo clippy --release --all-targets -- -D warnings
+    cargo fmt --check
+
+# Regenerate completions/ and man/ from the clap tree
+gen:
+    cargo run --release --quiet --example gen
+
+# Benchmarks, side by side with peers where they can be installed
+bench: build fixtures
+    bash fixtures/bench.sh
+
+# What CI runs
+ready: lint test

@@ -1,0 +1,318 @@
+//! CLI tests of `swift estimate-vram`: exit codes, stdout/stderr discipline,
+//! the table and the JSON object, snapshotted.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn swift(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swift"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        // Deterministic: no GPU probing, no colour.
+        .env("SWIFT_NO_GPU", "1")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run swift")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+const LLAMA2: &str = "fixtures/configs/llama-2-7b";
+
+#[test]
+fn qlora_fits_24gib_and_prints_the_table() {
+    let o = swift(&[
+        "estimate-vram",
+        "--model",
+        LLAMA2,
+        "--method",
+        "qlora",
+        "--budget",
+        "24GiB",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    insta::assert_snapshot!("qlora_llama2_table", stdout(&o));
+}
+
+#[test]
+fn full_does_not_fit_24gib_exits_3_with_a_hint() {
+    let o = swift(&[
+        "estimate-vram",
+        "--model",
+        LLAMA2,
+        "--method",
+        "full",
+        "--budget",
+        "24GiB",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("fits: NO"), "{out}");
+    assert!(out.contains("hint: --method lora"), "{out}");
+    // A "no" is a result, not an error.
+    assert_eq!(stderr(&o), "");
+    insta::assert_snapshot!("full_llama2_table", out);
+}
+
+#[test]
+fn json_parses_and_is_stable() {
+    let o = swift(&[
+        "estimate-vram",
+        "--model",
+        LLAMA2,
+        "--method",
+        "full",
+        "--budget",
+        "24GiB",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["method"], "full");
+    assert_eq!(v["fits"], false);
+    assert_eq!(v["model"]["params"], 6_738_415_616u64);
+    assert_eq!(v["budget_bytes"], 24u64 << 30);
+    let total: u64 = v["total_bytes"].as_u64().unwrap();
+    assert!(total > 24u64 << 30);
+    let names: Vec<&str> = v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "weights",
+            "gradients",
+            "optimizer",
+            "activations",
+            "logits + loss",
+            "optimizer step",
+            "overhead"
+        ]
+    );
+    assert_eq!(v["suggestion"]["change"], "--method lora");
+    insta::assert_json_snapshot!("full_llama2_json", v);
+}
+
+#[test]
+fn auto_chooses_lora_at_24gib_and_qlora_below() {
+    let o = swift(&[
+        "estimate-vram",
+        "--model",
+        LLAMA2,
+        "--budget",
+        "24GiB",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["method"], "lora");
+    assert!(v["reason"].as_str().unwrap().contains("LoRA"));
+    let o = swift(&[
+        "estimate-vram",
+        "--model",
+        LLAMA2,
+        "--budget",
+        "12GiB",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["method"], "qlora");
+    let batch = v["batch_size"].as_u64().unwrap();
+    let accum = v["gradient_accumulation_steps"].as_u64().unwrap();
+    assert_eq!(batch * accum, 16);
+}
+
+#[test]
+fn every_family_fixture_is_read() {
+    for (dir, family) in [
+        ("llama-2-7b", "llama"),
+        ("llama-3-8b", "llama"),
+        ("llama-3.1-8b", "llama"),
+        ("mistral-7b", "mistral"),
+        ("qwen2.5-7b-instruct", "qwen2"),
+        ("qwen3-8b", "qwen3"),
+        ("qwen-7b", "qwen"),
+        ("smollm2-135m", "llama"),
+    ] {
+        let path = format!("fixtures/configs/{dir}");
+        let o = swift(&[
+            "estimate-vram",
+            "--model",
+            &path,
+            "--method",
+            "infer",
+            "--budget",
+            "80GiB",
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{dir}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["model"]["family"], family, "{dir}");
+    }
+}
+
+#[test]
+fn published_parameter_counts() {
+    // Public figures: Llama-3-8B 8.03B, Mistral-7B 7.24B, Qwen2.5-7B 7.62B,
+    // Qwen3-8B 8.19B, Qwen-7B 7.72B, SmolLM2-135M 134.5M (tied).
+    for (dir, params) in [
+        ("llama-3-8b", 8_030_261_248u64),
+        ("mistral-7b", 7_241_732_096),
+        ("qwen2.5-7b-instruct", 7_615_616_512),
+        ("qwen3-8b", 8_190_735_360),
+        ("qwen-7b", 7_721_324_544),
+        ("smollm2-135m", 134_515_008),
+    ] {
+        let path = format!("fixtures/configs/{dir}");
+        let o = swift(&[
+            "estimate-vram",
+            "--model",
+            &path,
+            "--method",
+            "infer",
+            "--budget",
+            "80GiB",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["model"]["params"].as_u64().unwrap(), params, "{dir}");
+    }
+}
+
+#[test]
+fn gguf_header_is_enough() {
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.exists(),
+        "missing {}: run fixtures/fetch-smollm2.sh",
+        gguf.display()
+    );
+    let o = swift(&[
+        "estimate-vram",
+        "--model",
+        gguf.to_str().unwrap(),
+        "--method",
+        "infer",
+        "--budget",
+        "1GiB",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["quantization"]["kind"], "gguf");
+    let weights = v["components"][0]["bytes"].as_u64().unwrap();
+    let file = std::fs::metadata(&gguf).unwrap().len();
+    // Weights as stored: nearly the whole file (the rest is the vocabulary).
+    assert!(
+        weights <= file && weights as f64 > 0.9 * file as f64,
+        "{weights} vs file {file}"
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let o = swift(&[
+        "estimate-vram",
+        "--model",
+        "fixtures/configs/nope",
+        "--method",
+        "lora",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fixtures/configs/nope"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "");
+
+    let o = swift(&["estimate-vram", "--model", LLAMA2, "--budget", "lots"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--budget"), "{}", stderr(&o));
+
+    let o = swift(&["estimate-vram", "--model", LLAMA2, "--method", "sideways"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"model_type": "gpt_neox", "hidden_size": 8}"#,
+    )
+    .unwrap();
+    let o = swift(&["estimate-vram", "--model", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("Caused by:") && err.contains("gpt_neox"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ms_swift_spellings_are_accepted() {
+    let o = swift(&[
+        "estimate-vram",
+        "--model_id",
+        LLAMA2,
+        "--train_type",
+        "lora",
+        "--max_length",
+        "1024",
+        "--lora_rank",
+        "16",
+        "--per_device_train_batch_size",
+        "2",
+        "--budget",
+        "48GiB",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["seq_len"], 1024);
+    assert_eq!(v["lora_rank"], 16);
+    assert_eq!(v["batch_size"], 2);
+}
+
+#[test]
+fn without_a_model_lists_devices() {
+    let o = swift(&["estimate-vram"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("cpu"), "{}", stdout(&o));
+    let o = swift(&["estimate-vram", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["cpu"]["total_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn help_snapshots() {
+    let o = swift(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    insta::assert_snapshot!("swift_help", stdout(&o));
+    let o = swift(&["estimate-vram", "--help"]);
+    insta::assert_snapshot!("estimate_vram_help", stdout(&o));
+    // No arguments: help on stderr, usage exit code.
+    let o = swift(&[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = swift(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        assert!(stdout(&o).contains("estimate-vram"), "{shell}");
+    }
+}
