@@ -170,3 +170,29 @@ fn greedy_continuations_match_pytorch() {
     }
     assert!(n >= 1);
 }
+
+#[test]
+fn gguf_written_as_hf_folder_gives_the_same_numbers() {
+    let model = base_model();
+    let dir = tempfile::tempdir().unwrap();
+    swift::model::export::write_hf(model, dir.path(), &Default::default()).unwrap();
+    assert!(dir.path().join("config.json").exists());
+    let hf = Model::load(dir.path(), &LoadOptions::default()).unwrap();
+    assert!(hf.config().tie_word_embeddings);
+    for case in reference()["cases"].as_array().unwrap() {
+        let ids = ids(case);
+        let a = model.token_logprobs(&ids).unwrap();
+        let b = hf.token_logprobs(&ids).unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-4, "{}: {x} vs {y}", case["name"]);
+        }
+        check(&hf, case, &case["base"]);
+    }
+    // And with the adapter applied on the HF folder.
+    let opts = LoadOptions {
+        adapters: vec![reference_dir().join("adapter")],
+    };
+    let hfa = Model::load(dir.path(), &opts).unwrap();
+    let case = &reference()["cases"][0];
+    check(&hfa, case, &case["with_adapter"]);
+}

@@ -670,9 +670,12 @@ impl Model {
         if ids.len() < 2 {
             return Ok(Vec::new());
         }
+        let vocab = self.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+            bail!("token id {bad} is out of range (vocabulary of {vocab})");
+        }
         let mut cache = KvCache::new(self, 1);
         let logits = self.forward_ids(&ids[..ids.len() - 1], 1, &mut cache, false)?;
-        let vocab = self.vocab_size();
         Ok(logits
             .chunks_exact(vocab)
             .zip(&ids[1..])

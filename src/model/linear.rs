@@ -110,6 +110,18 @@ impl Linear {
         }
     }
 
+    /// The LoRAs wrapped around the base, mutable (e.g. to make A/B trainable `Var`s).
+    pub fn loras_mut(&mut self) -> Vec<&mut Lora> {
+        match self {
+            Linear::Lora { base, lora } => {
+                let mut v = base.loras_mut();
+                v.push(lora);
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Wrap this layer in a LoRA.
     pub fn with_lora(self, lora: Lora) -> Result<Linear> {
         let (r, inp) = lora.a.dims2()?;

@@ -41,3 +41,5 @@ pub mod quant;
 pub mod sampling;
 
 pub use decoder::{KvCache, LoadOptions, Model};
+pub mod export;
+pub mod testing;
