@@ -316,3 +316,53 @@ fn completions_for_every_shell() {
         assert!(stdout(&o).contains("estimate-vram"), "{shell}");
     }
 }
+
+#[test]
+fn hub_id_resolves_config_from_the_hf_cache_offline() {
+    // A snapshot in the Hugging Face cache layout, as huggingface_hub (or
+    // `swift download`) leaves it.
+    let home = tempfile::tempdir().unwrap();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let repo = home.path().join("hub/models--meta-llama--Llama-2-7b-hf");
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::create_dir_all(repo.join("snapshots").join(commit)).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(LLAMA2)
+            .join("config.json"),
+        repo.join("snapshots").join(commit).join("config.json"),
+    )
+    .unwrap();
+    let run = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_swift"))
+            .args([
+                "estimate-vram",
+                "--model",
+                id,
+                "--method",
+                "qlora",
+                "--budget",
+                "24GiB",
+                "--json",
+            ])
+            .env("SWIFT_NO_GPU", "1")
+            .env("HF_HOME", home.path())
+            .env_remove("HF_HUB_CACHE")
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let o = run("meta-llama/Llama-2-7b-hf");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["model"]["params"], 6_738_415_616u64);
+    // Not in the cache and offline: a clear error naming the id.
+    let o = run("someone/absent-model");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("someone/absent-model"),
+        "{}",
+        stderr(&o)
+    );
+}

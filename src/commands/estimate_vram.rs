@@ -65,8 +65,9 @@ pub enum LossArg {
 
 #[derive(Debug, Args)]
 pub struct EstimateVramArgs {
-    /// A model folder, a config.json, or a .gguf file (only its header is read).
-    /// Without it, print the devices found.
+    /// A model folder, a config.json, a .gguf file (only its header is read),
+    /// or a hub id (`org/name`: only config.json is fetched). Without it,
+    /// print the devices found.
     #[arg(
         long,
         alias = "model_id",
@@ -623,6 +624,24 @@ fn render_devices(inv: &Inventory) -> String {
     out
 }
 
+/// A path on disk is used as it is; `org/name` (or `hf::org/name`,
+/// `ms::org/name`) that is not a path is fetched from the hub, `config.json`
+/// alone.
+fn resolve_model_arg(model: &Path) -> Result<PathBuf> {
+    if model.exists() {
+        return Ok(model.to_path_buf());
+    }
+    let text = model.to_string_lossy();
+    let (prefix, id) = crate::hub::split_hub_prefix(&text);
+    let looks_like_id =
+        id.split('/').count() == 2 && !id.starts_with('.') && !id.ends_with(".gguf");
+    if prefix.is_some() || looks_like_id {
+        let opts = crate::hub::HubOptions::from_env();
+        return crate::hub::resolve_model(&text, &opts, &["config.json"]);
+    }
+    Ok(model.to_path_buf())
+}
+
 pub fn run(args: EstimateVramArgs, printer: &Printer) -> Result<()> {
     let inv = device::detect();
     let Some(model) = args.model.clone() else {
@@ -633,6 +652,7 @@ pub fn run(args: EstimateVramArgs, printer: &Printer) -> Result<()> {
         }
         return Ok(());
     };
+    let model = resolve_model_arg(&model)?;
     let report = compute(&args, &model, &inv)?;
     if args.json {
         printer.data(&serde_json::to_string_pretty(&report)?);
