@@ -624,6 +624,10 @@ mod tests {
 
     /// A tiny byte-level vocabulary with a chat template, through the GGUF path.
     pub(crate) fn tiny() -> Tokenizer {
+        tiny_with("smollm", vec![])
+    }
+
+    fn tiny_with(pre: &str, extra_merges: Vec<(&str, &str)>) -> Tokenizer {
         let table = gguf_vocab::bytes_to_unicode();
         let mut tokens: Vec<String> = vec![
             "<|endoftext|>".into(),
@@ -637,12 +641,18 @@ mod tests {
         }
         tokens.push("Ġh".into());
         types.push(1);
+        let mut merges = vec!["Ġ h".to_string()];
+        for (a, b) in extra_merges {
+            tokens.push(format!("{a}{b}"));
+            types.push(1);
+            merges.push(format!("{a} {b}"));
+        }
         let v = gguf_vocab::GgufVocab {
             model: "gpt2".into(),
-            pre: Some("smollm".into()),
+            pre: Some(pre.into()),
             tokens,
             token_types: Some(types),
-            merges: Some(vec!["Ġ h".into()]),
+            merges: Some(merges),
             bos_id: Some(1),
             eos_id: Some(2),
             unk_id: Some(0),
@@ -715,6 +725,30 @@ mod tests {
         assert_eq!(t.chat_template(), u.chat_template());
         assert_eq!(t.eos_ids(), u.eos_ids());
         assert_eq!(u.bos_id(), Some(1));
+    }
+
+    #[test]
+    fn pre_tokenizers_split_digits_as_their_models_do() {
+        let merges = vec![("1", "2"), ("12", "3"), ("4", "5")];
+        let pieces = |pre: &str| {
+            let t = tiny_with(pre, merges.clone());
+            assert!(t.warnings().is_empty() || pre == "nonsense");
+            let ids = t.encode("12345", false).unwrap();
+            ids.iter()
+                .map(|&i| t.id_to_token(i).unwrap())
+                .collect::<Vec<_>>()
+        };
+        // Llama 3 groups digits by three; GPT-2 keeps runs together;
+        // SmolLM / Qwen2 split every digit.
+        assert_eq!(pieces("llama-bpe"), ["123", "45"]);
+        assert_eq!(pieces("gpt2"), ["123", "45"]);
+        assert_eq!(pieces("smollm"), ["1", "2", "3", "4", "5"]);
+        assert_eq!(pieces("qwen2"), ["1", "2", "3", "4", "5"]);
+        assert_eq!(pieces("tekken"), ["1", "2", "3", "4", "5"]);
+        assert_eq!(pieces("gpt-4o"), ["123", "45"]);
+        let t = tiny_with("nonsense", vec![]);
+        assert_eq!(t.warnings().len(), 1);
+        assert!(t.warnings()[0].contains("nonsense"));
     }
 
     #[test]
