@@ -67,7 +67,12 @@ fn run_cases(filter: impl Fn(&str) -> bool) -> usize {
             (Ok(g), None, _) => failures.push(format!("{label}\n  expected an error, got {g:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     n
 }
 
