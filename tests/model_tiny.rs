@@ -101,7 +101,7 @@ fn left_padded_batch_equals_unbatched() {
         let b: Vec<u32> = vec![5, 6, 7, 8, 9];
         let pad = a.len() - b.len();
         let mut ids = a.clone();
-        ids.extend(std::iter::repeat(0).take(pad));
+        ids.extend(std::iter::repeat_n(0, pad));
         ids.extend(&b);
         let mut cache = KvCache::with_left_padding(&m, vec![0, pad]);
         let batched = m.forward_ids(&ids, 2, &mut cache, false).unwrap();

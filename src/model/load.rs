@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A source of named weights in HF naming (`model.layers.0.self_attn.q_proj.weight`).
+#[allow(clippy::large_enum_variant)]
 pub enum WeightSource {
     Safetensors {
         st: MmapedSafetensors,
