@@ -129,8 +129,16 @@ impl RepoCache {
         if let Some(parent) = link.parent() {
             create_dir_all(parent)?;
         }
-        let _ = fs::remove_file(&link);
-        symlink(&target, &link)
+        // Link under a temporary name, then rename over: another process may
+        // be linking the same file at the same moment.
+        let tmp = link.with_file_name(format!(
+            ".{}.{}.link",
+            link.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        let _ = fs::remove_file(&tmp);
+        symlink(&target, &tmp)
+            .and_then(|()| fs::rename(&tmp, &link))
             .with_context(|| format!("linking {} -> {}", link.display(), target.display()))?;
         Ok(link)
     }
@@ -187,6 +195,9 @@ pub fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
     Ok(out)
 }
 
+/// A commit, its snapshot folder, and the selected files with their sizes.
+pub(crate) type Resolved = (String, PathBuf, Vec<(String, u64)>);
+
 /// Resolve a repository from the cache alone: the snapshot folder and the
 /// files in it that pass `filter`. Fails when the revision is unknown, a
 /// requested literal file is missing, or the cached tree listing shows files
@@ -196,7 +207,7 @@ pub(crate) fn resolve_offline(
     repo: &RepoRef,
     filter: &CompiledFilter,
     literal: &[&str],
-) -> Result<(String, PathBuf, Vec<(String, u64)>)> {
+) -> Result<Resolved> {
     let hint = "run without --offline (and with HF_HUB_OFFLINE unset) to download it";
     let Some(commit) = cache.read_ref(&repo.revision) else {
         bail!(

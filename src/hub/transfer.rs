@@ -161,11 +161,13 @@ pub(crate) async fn snapshot(
     }
     // A commit is immutable: when its listing is cached and the files are
     // there, the hub need not be asked (as huggingface_hub does).
-    if cache::is_commit_hash(&repo.revision) && !opts.force && opts.local_dir.is_none() {
-        if rc.read_tree(&repo.revision).is_some() {
-            if let Ok(s) = from_cache(None) {
-                return Ok(s);
-            }
+    if cache::is_commit_hash(&repo.revision)
+        && !opts.force
+        && opts.local_dir.is_none()
+        && rc.read_tree(&repo.revision).is_some()
+    {
+        if let Ok(s) = from_cache(None) {
+            return Ok(s);
         }
     }
 

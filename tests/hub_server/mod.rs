@@ -641,13 +641,16 @@ fn parse_range(h: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
+/// Records one request; returns the counter of body bytes sent.
+type LogFn<'a> = dyn Fn(Option<String>, Option<(u64, u64)>, u16) -> Arc<AtomicU64> + Sync + 'a;
+
 async fn serve(
     st: &St,
     method: &Method,
     headers: &HeaderMap,
     file: &FileSpec,
     repo: &Repo,
-    log: &(dyn Fn(Option<String>, Option<(u64, u64)>, u16) -> Arc<AtomicU64> + Sync),
+    log: &LogFn<'_>,
 ) -> Response {
     let len = file.content.len();
     let fault = take_fault(st, &file.path);
