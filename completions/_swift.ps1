@@ -72,7 +72,7 @@ Register-ArgumentCompleter -Native -CommandName 'swift' -ScriptBlock {
             break
         }
         'swift;estimate-vram' {
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'A model folder, a config.json, or a .gguf file (only its header is read). Without it, print the devices found')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'A model folder, a config.json, a .gguf file (only its header is read), or a hub id (`org/name`: only config.json is fetched). Without it, print the devices found')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'What the job is; `auto` lets the planner choose LoRA or QLoRA')
             [CompletionResult]::new('--dtype', '--dtype', [CompletionResultType]::ParameterName, 'Weight and activation dtype; `auto` picks bf16 where the device has it')
             [CompletionResult]::new('--quant-bits', '--quant-bits', [CompletionResultType]::ParameterName, 'Quantize the frozen linear weights: 4 (NF4, QLoRA) or 8')
@@ -105,7 +105,7 @@ Register-ArgumentCompleter -Native -CommandName 'swift' -ScriptBlock {
             break
         }
         'swift;estimate' {
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'A model folder, a config.json, or a .gguf file (only its header is read). Without it, print the devices found')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'A model folder, a config.json, a .gguf file (only its header is read), or a hub id (`org/name`: only config.json is fetched). Without it, print the devices found')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'What the job is; `auto` lets the planner choose LoRA or QLoRA')
             [CompletionResult]::new('--dtype', '--dtype', [CompletionResultType]::ParameterName, 'Weight and activation dtype; `auto` picks bf16 where the device has it')
             [CompletionResult]::new('--quant-bits', '--quant-bits', [CompletionResultType]::ParameterName, 'Quantize the frozen linear weights: 4 (NF4, QLoRA) or 8')

@@ -67,7 +67,7 @@ set edit:completion:arg-completer[swift] = {|@words|
             cand --version 'Print version'
         }
         &'swift;estimate-vram'= {
-            cand --model 'A model folder, a config.json, or a .gguf file (only its header is read). Without it, print the devices found'
+            cand --model 'A model folder, a config.json, a .gguf file (only its header is read), or a hub id (`org/name`: only config.json is fetched). Without it, print the devices found'
             cand --method 'What the job is; `auto` lets the planner choose LoRA or QLoRA'
             cand --dtype 'Weight and activation dtype; `auto` picks bf16 where the device has it'
             cand --quant-bits 'Quantize the frozen linear weights: 4 (NF4, QLoRA) or 8'
@@ -99,7 +99,7 @@ set edit:completion:arg-completer[swift] = {|@words|
             cand --version 'Print version'
         }
         &'swift;estimate'= {
-            cand --model 'A model folder, a config.json, or a .gguf file (only its header is read). Without it, print the devices found'
+            cand --model 'A model folder, a config.json, a .gguf file (only its header is read), or a hub id (`org/name`: only config.json is fetched). Without it, print the devices found'
             cand --method 'What the job is; `auto` lets the planner choose LoRA or QLoRA'
             cand --dtype 'Weight and activation dtype; `auto` picks bf16 where the device has it'
             cand --quant-bits 'Quantize the frozen linear weights: 4 (NF4, QLoRA) or 8'

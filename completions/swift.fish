@@ -67,7 +67,7 @@ complete -c swift -n "__fish_swift_using_subcommand download" -s v -l verbose -d
 complete -c swift -n "__fish_swift_using_subcommand download" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand download" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c swift -n "__fish_swift_using_subcommand download" -s V -l version -d 'Print version'
-complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l model -d 'A model folder, a config.json, or a .gguf file (only its header is read). Without it, print the devices found' -r -F
+complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l model -d 'A model folder, a config.json, a .gguf file (only its header is read), or a hub id (`org/name`: only config.json is fetched). Without it, print the devices found' -r -F
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l method -d 'What the job is; `auto` lets the planner choose LoRA or QLoRA' -r -f -a "auto\t''
 infer\t''
 lora\t''
@@ -110,7 +110,7 @@ complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -s v -l verbo
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -s h -l help -d 'Print help'
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -s V -l version -d 'Print version'
-complete -c swift -n "__fish_swift_using_subcommand estimate" -l model -d 'A model folder, a config.json, or a .gguf file (only its header is read). Without it, print the devices found' -r -F
+complete -c swift -n "__fish_swift_using_subcommand estimate" -l model -d 'A model folder, a config.json, a .gguf file (only its header is read), or a hub id (`org/name`: only config.json is fetched). Without it, print the devices found' -r -F
 complete -c swift -n "__fish_swift_using_subcommand estimate" -l method -d 'What the job is; `auto` lets the planner choose LoRA or QLoRA' -r -f -a "auto\t''
 infer\t''
 lora\t''

@@ -117,16 +117,6 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verify_cli() {
-        Cli::command().debug_assert();
-    }
-}
-
 /// Every generated file committed under `completions/` and `man/`, as
 /// (path relative to the repository root, contents). `just gen` writes them;
 /// a test fails when the committed copies differ.
@@ -163,4 +153,14 @@ pub fn generated_files() -> Vec<(String, Vec<u8>)> {
         files.push((format!("man/{name}.1"), buf));
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
 }

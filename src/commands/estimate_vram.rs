@@ -360,21 +360,9 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
         DtypeArg::F32 => Some(Dtype::F32),
     };
 
-    let (plan, reason) = if method.is_none() {
-        let req = Request {
-            method: None,
-            dtype,
-            batch_size: args.batch_size,
-            gradient_checkpointing: args.gradient_checkpointing,
-            effective_batch: args.effective_batch,
-            base,
-        };
-        let p = plan::plan(cfg, &device, budget, &req);
-        let reason = p.reason.clone();
-        (p, Some(reason))
-    } else {
+    let (plan, reason) = if let Some(method) = method {
         let mut job = base;
-        job.method = method.unwrap();
+        job.method = method;
         if job.method == Method::Qlora && job.quant == Quant::None {
             job.quant = Quant::Nf4 { double_quant: true };
         }
@@ -395,6 +383,18 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
             },
             None,
         )
+    } else {
+        let req = Request {
+            method: None,
+            dtype,
+            batch_size: args.batch_size,
+            gradient_checkpointing: args.gradient_checkpointing,
+            effective_batch: args.effective_batch,
+            base,
+        };
+        let p = plan::plan(cfg, &device, budget, &req);
+        let reason = p.reason.clone();
+        (p, Some(reason))
     };
     let suggestion = if plan.fits {
         None
