@@ -138,7 +138,7 @@ Register-ArgumentCompleter -Native -CommandName 'swift' -ScriptBlock {
             break
         }
         'swift;infer' {
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'A model folder (config.json + safetensors + tokenizer) or a .gguf file')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'A model folder (config.json + safetensors + tokenizer), a .gguf file, or a hub id (`org/name`, `hf::org/name`, `ms::org/name`) fetched first')
             [CompletionResult]::new('--adapter', '--adapter', [CompletionResultType]::ParameterName, 'A PEFT LoRA adapter folder applied without merging (repeatable)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'The prompt (otherwise read from stdin when it is not a terminal)')
             [CompletionResult]::new('--prompt', '--prompt', [CompletionResultType]::ParameterName, 'The prompt (otherwise read from stdin when it is not a terminal)')

@@ -131,7 +131,7 @@ set edit:completion:arg-completer[swift] = {|@words|
             cand --version 'Print version'
         }
         &'swift;infer'= {
-            cand --model 'A model folder (config.json + safetensors + tokenizer) or a .gguf file'
+            cand --model 'A model folder (config.json + safetensors + tokenizer), a .gguf file, or a hub id (`org/name`, `hf::org/name`, `ms::org/name`) fetched first'
             cand --adapter 'A PEFT LoRA adapter folder applied without merging (repeatable)'
             cand -p 'The prompt (otherwise read from stdin when it is not a terminal)'
             cand --prompt 'The prompt (otherwise read from stdin when it is not a terminal)'

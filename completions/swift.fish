@@ -153,7 +153,7 @@ complete -c swift -n "__fish_swift_using_subcommand estimate" -s v -l verbose -d
 complete -c swift -n "__fish_swift_using_subcommand estimate" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand estimate" -s h -l help -d 'Print help'
 complete -c swift -n "__fish_swift_using_subcommand estimate" -s V -l version -d 'Print version'
-complete -c swift -n "__fish_swift_using_subcommand infer" -l model -d 'A model folder (config.json + safetensors + tokenizer) or a .gguf file' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l model -d 'A model folder (config.json + safetensors + tokenizer), a .gguf file, or a hub id (`org/name`, `hf::org/name`, `ms::org/name`) fetched first' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l adapter -d 'A PEFT LoRA adapter folder applied without merging (repeatable)' -r -F
 complete -c swift -n "__fish_swift_using_subcommand infer" -s p -l prompt -d 'The prompt (otherwise read from stdin when it is not a terminal)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l system -d 'A system message for the chat template' -r

@@ -624,24 +624,6 @@ fn render_devices(inv: &Inventory) -> String {
     out
 }
 
-/// A path on disk is used as it is; `org/name` (or `hf::org/name`,
-/// `ms::org/name`) that is not a path is fetched from the hub, `config.json`
-/// alone.
-fn resolve_model_arg(model: &Path) -> Result<PathBuf> {
-    if model.exists() {
-        return Ok(model.to_path_buf());
-    }
-    let text = model.to_string_lossy();
-    let (prefix, id) = crate::hub::split_hub_prefix(&text);
-    let looks_like_id =
-        id.split('/').count() == 2 && !id.starts_with('.') && !id.ends_with(".gguf");
-    if prefix.is_some() || looks_like_id {
-        let opts = crate::hub::HubOptions::from_env();
-        return crate::hub::resolve_model(&text, &opts, &["config.json"]);
-    }
-    Ok(model.to_path_buf())
-}
-
 pub fn run(args: EstimateVramArgs, printer: &Printer) -> Result<()> {
     let inv = device::detect();
     let Some(model) = args.model.clone() else {
@@ -652,7 +634,7 @@ pub fn run(args: EstimateVramArgs, printer: &Printer) -> Result<()> {
         }
         return Ok(());
     };
-    let model = resolve_model_arg(&model)?;
+    let model = super::resolve_model_arg(&model, &["config.json"])?;
     let report = compute(&args, &model, &inv)?;
     if args.json {
         printer.data(&serde_json::to_string_pretty(&report)?);

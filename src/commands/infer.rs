@@ -27,7 +27,8 @@ next line, or wrap a block in lines holding only \"\"\"; /clear forgets the hist
 
 Tokens stream to stdout as they come; loading messages and speed go to stderr.")]
 pub struct InferArgs {
-    /// A model folder (config.json + safetensors + tokenizer) or a .gguf file
+    /// A model folder (config.json + safetensors + tokenizer), a .gguf file, or
+    /// a hub id (`org/name`, `hf::org/name`, `ms::org/name`) fetched first
     #[arg(
         long,
         alias = "model_id",
@@ -424,6 +425,13 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
     if prompt.is_none() && args.json {
         return Err(Exit::Usage("--json needs a prompt (--prompt TEXT or stdin)".into()).into());
     }
+    // A hub id is fetched (weights, configs, tokenizer, template) first.
+    let resolved = super::resolve_model_arg(
+        Path::new(&args.model),
+        &["*.json", "*.safetensors", "*.jinja", "tokenizer.model"],
+    )?;
+    let mut args = args;
+    args.model = resolved.to_string_lossy().into_owned();
     let loaded = load(&args, printer)?;
     let gen = GenerationDefaults::read(Path::new(&args.model))?;
     let params = GenerateParams {
