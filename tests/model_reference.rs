@@ -25,6 +25,7 @@ fn gguf() -> PathBuf {
 fn reference_dir() -> PathBuf {
     for d in [
         root().join("fixtures/reference/smollm2"),
+        root().join("../shared/reference/smollm2"),
         PathBuf::from("/work/shared/reference/smollm2"),
     ] {
         if d.join("reference.json").exists() {
