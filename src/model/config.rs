@@ -374,16 +374,13 @@ impl ModelConfig {
             .architecture()
             .context("GGUF metadata has no `general.architecture`")?
             .to_string();
-        let Some(family) = Family::from_model_type(&arch) else {
-            bail!(
+        // The original Qwen has no GGUF layout the decoder reads.
+        let family = match Family::from_model_type(&arch) {
+            Some(f) if f != Family::Qwen => f,
+            _ => bail!(
                 "unsupported GGUF architecture `{arch}` (supported: llama, mistral, qwen2, qwen3)"
-            );
+            ),
         };
-        if family == Family::Qwen {
-            bail!(
-                "unsupported GGUF architecture `{arch}` (supported: llama, mistral, qwen2, qwen3)"
-            );
-        }
         let key = |k: &str| format!("{arch}.{k}");
         let need = |k: &str| -> Result<usize> {
             g.get_u64(&key(k))
