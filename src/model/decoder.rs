@@ -417,6 +417,12 @@ impl Model {
         })
     }
 
+    /// Rotary inverse frequencies (scaling applied), for other forwards
+    /// (`model::batched`).
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
     /// The hyper-parameters.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg

@@ -1,0 +1,597 @@
+//! One decoder step over many independent sequences: the forward that a
+//! continuous-batching scheduler runs.
+//!
+//! Every sequence has its own [`SeqCache`] (keys and values of its past
+//! positions) and brings any number of new tokens: a whole prompt when it
+//! joins, one token per decode step afterwards. [`forward_batch`] stacks all
+//! the new rows of all sequences and runs each linear layer once over the
+//! stack, so the weights are read from memory once per step however many
+//! sequences run; attention is computed per sequence over its own cache.
+//!
+//! The numbers do not depend on the batch: a row gets bit-for-bit the same
+//! logits whether it runs alone or beside fifteen others (each output is one
+//! dot product of a weight row, dequantized the same way, with that input
+//! row). So a greedy answer is the same under load as alone, and the prompt
+//! log-probabilities equal those of [`Model::token_logprobs`] (which runs the
+//! same multi-row kernels for prompts of two tokens or more).
+//!
+//! ```no_run
+//! use swift::model::batched::{forward_batch, BatchItem, SeqCache};
+//! # fn f(model: &swift::model::Model) -> anyhow::Result<()> {
+//! let (mut a, mut b) = (SeqCache::new(model), SeqCache::new(model));
+//! let mut items = vec![
+//!     BatchItem { ids: &[1, 2, 3], cache: &mut a, all_logits: false },
+//!     BatchItem { ids: &[4, 5], cache: &mut b, all_logits: true },
+//! ];
+//! let logits = forward_batch(model, &mut items)?; // [1 x vocab], [2 x vocab]
+//! # Ok(()) }
+//! ```
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+
+use super::decoder::{Embedding, Model};
+use super::linear::{with_f32, Linear, Lora};
+use super::quant::{self, QWeight};
+
+/// Keys and values of one sequence's past positions, per layer.
+#[derive(Clone, Debug, Default)]
+pub struct SeqCache {
+    /// `[layer]` -> `[pos, kv_dim]` rows.
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl SeqCache {
+    /// An empty cache for `model`.
+    pub fn new(model: &Model) -> SeqCache {
+        let l = model.config().num_hidden_layers;
+        SeqCache {
+            k: vec![Vec::new(); l],
+            v: vec![Vec::new(); l],
+            len: 0,
+        }
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held.
+    pub fn n_bytes(&self) -> usize {
+        self.k
+            .iter()
+            .chain(self.v.iter())
+            .map(|r| r.len() * 4)
+            .sum()
+    }
+}
+
+/// One sequence's part of a step.
+pub struct BatchItem<'a> {
+    /// The new tokens (at least one).
+    pub ids: &'a [u32],
+    /// Its cache; the new positions are appended.
+    pub cache: &'a mut SeqCache,
+    /// Logits of every new position (`[t, vocab]`) instead of the last only.
+    pub all_logits: bool,
+}
+
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let h = w.len();
+    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+        let r = 1.0 / (ss + eps).sqrt();
+        for ((o, xv), wv) in or.iter_mut().zip(xr).zip(w) {
+            *o = wv * (xv * r);
+        }
+    }
+}
+
+fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
+    let h = w.len();
+    for xr in x.chunks_exact_mut(h) {
+        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+        let r = 1.0 / (ss + eps).sqrt();
+        for (xv, wv) in xr.iter_mut().zip(w) {
+            *xv = wv * (*xv * r);
+        }
+    }
+}
+
+/// HF half-rotation rope on rows of `n_heads * hd` values.
+fn rope_rows(x: &mut [f32], n_heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
+    let half = hd / 2;
+    let width = n_heads * hd;
+    for (r, xr) in x.chunks_exact_mut(width).enumerate() {
+        let c = &cos[r * half..(r + 1) * half];
+        let s = &sin[r * half..(r + 1) * half];
+        for h in xr.chunks_exact_mut(hd) {
+            let (a, b) = h.split_at_mut(half);
+            for i in 0..half {
+                let (x1, x2) = (a[i], b[i]);
+                a[i] = x1 * c[i] - x2 * s[i];
+                b[i] = x2 * c[i] + x1 * s[i];
+            }
+        }
+    }
+}
+
+/// `Y = X W^T` for `n` rows with W in GGUF blocks: tiles of weight rows are
+/// expanded to f32 once and reused for every input row (the same arithmetic
+/// as [`quant::matmul`] for several rows, also for a single row).
+fn qmatmul(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
+    const TILE: usize = 8;
+    let (rows, cols) = (w.rows, w.cols);
+    debug_assert_eq!(x.len(), n * cols);
+    debug_assert_eq!(y.len(), n * rows);
+    let n_tiles = rows.div_ceil(TILE);
+    let tiles: Vec<Vec<f32>> = (0..n_tiles)
+        .into_par_iter()
+        .map(|ti| {
+            let r0 = ti * TILE;
+            let nr = TILE.min(rows - r0);
+            let mut wbuf = vec![0f32; nr * cols];
+            for r in 0..nr {
+                w.dequantize_row(r0 + r, &mut wbuf[r * cols..(r + 1) * cols]);
+            }
+            let mut out = vec![0f32; n * nr];
+            for t in 0..n {
+                let xr = &x[t * cols..(t + 1) * cols];
+                for r in 0..nr {
+                    out[t * nr + r] = quant::dot_f32(&wbuf[r * cols..(r + 1) * cols], xr);
+                }
+            }
+            out
+        })
+        .collect();
+    for (ti, out) in tiles.iter().enumerate() {
+        let r0 = ti * TILE;
+        let nr = out.len() / n;
+        for t in 0..n {
+            y[t * rows + r0..t * rows + r0 + nr].copy_from_slice(&out[t * nr..(t + 1) * nr]);
+        }
+    }
+}
+
+fn add_bias(bias: &Option<candle_core::Tensor>, y: &mut [f32]) -> Result<()> {
+    if let Some(b) = bias {
+        with_f32(b, |b| {
+            for row in y.chunks_exact_mut(b.len()) {
+                for (v, bb) in row.iter_mut().zip(b) {
+                    *v += bb;
+                }
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn lora_add(lora: &Lora, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+    let (r, inp) = lora.a.dims2()?;
+    let (out, _) = lora.b.dims2()?;
+    let mut ax = vec![0f32; n * r];
+    with_f32(&lora.a, |a| quant::matmul_f32(a, r, inp, x, n, &mut ax))?;
+    let mut d = vec![0f32; n * out];
+    with_f32(&lora.b, |b| quant::matmul_f32(b, out, r, &ax, n, &mut d))?;
+    let s = lora.scale as f32;
+    for (v, dd) in y.iter_mut().zip(&d) {
+        *v += s * dd;
+    }
+    Ok(())
+}
+
+/// A linear layer over `n` rows whose result per row does not depend on `n`.
+fn linear_rows(l: &Linear, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+    match l {
+        Linear::Dense { weight, bias } => {
+            let (o, i) = weight.dims2()?;
+            with_f32(weight, |w| quant::matmul_f32(w, o, i, x, n, y))?;
+            add_bias(bias, y)
+        }
+        Linear::Quantized { weight, bias } => {
+            qmatmul(weight, x, n, y);
+            add_bias(bias, y)
+        }
+        Linear::Lora { base, lora } => {
+            linear_rows(base, x, n, y)?;
+            lora_add(lora, x, n, y)
+        }
+    }
+}
+
+/// Run one step: every item's new tokens continue its own cache. Returns,
+/// per item, the logits of its last new position (`vocab` values) or of
+/// every new position (`t * vocab`) when `all_logits` is set.
+pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
+    let c = model.config();
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vocab = model.vocab_size();
+    let nl = c.num_hidden_layers;
+    // Row offsets of each item in the stacked batch.
+    let mut offs = Vec::with_capacity(items.len() + 1);
+    offs.push(0usize);
+    for it in items.iter() {
+        if it.ids.is_empty() {
+            bail!("a batch item has no new tokens");
+        }
+        if it.cache.k.len() != nl {
+            bail!("a sequence cache was made for another model");
+        }
+        if it.cache.len + it.ids.len() > c.max_position_embeddings {
+            bail!(
+                "sequence of {} tokens exceeds the model's context length {}",
+                it.cache.len + it.ids.len(),
+                c.max_position_embeddings
+            );
+        }
+        if let Some(bad) = it.ids.iter().find(|&&i| i as usize >= vocab) {
+            bail!("token id {bad} is out of range (vocabulary of {vocab})");
+        }
+        offs.push(offs.last().unwrap() + it.ids.len());
+    }
+    let n = *offs.last().unwrap();
+    let (h, hd) = (c.hidden_size, c.head_dim);
+    let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);
+    let (qd, kvd) = (c.q_dim(), c.kv_dim());
+    let eps = c.rms_norm_eps as f32;
+    let half = hd / 2;
+    let inv_freq = model.inv_freq();
+    let window = c.sliding_window;
+
+    // Embeddings.
+    let mut x = vec![0f32; n * h];
+    for (i, it) in items.iter().enumerate() {
+        for (j, &id) in it.ids.iter().enumerate() {
+            let o = &mut x[(offs[i] + j) * h..(offs[i] + j + 1) * h];
+            match &model.embed {
+                Embedding::Quantized(q) => q.dequantize_row(id as usize, o),
+                Embedding::Dense(t) => with_f32(t, |w| {
+                    o.copy_from_slice(&w[id as usize * h..(id as usize + 1) * h])
+                })?,
+            }
+        }
+    }
+    // Rotary tables for each new row's position.
+    let mut cos = vec![0f32; n * half];
+    let mut sin = vec![0f32; n * half];
+    for (i, it) in items.iter().enumerate() {
+        for j in 0..it.ids.len() {
+            let pos = (it.cache.len + j) as f32;
+            let r = offs[i] + j;
+            for k in 0..half {
+                let f = pos * inv_freq[k];
+                cos[r * half + k] = f.cos();
+                sin[r * half + k] = f.sin();
+            }
+        }
+    }
+    let mut hbuf = vec![0f32; n * h];
+    let mut q = vec![0f32; n * qd];
+    let mut k = vec![0f32; n * kvd];
+    let mut v = vec![0f32; n * kvd];
+    let mut att = vec![0f32; n * qd];
+    let mut o = vec![0f32; n * h];
+    let inter = c.intermediate_size;
+    let mut g = vec![0f32; n * inter];
+    let mut u = vec![0f32; n * inter];
+    let scale = 1.0 / (hd as f32).sqrt();
+    let starts: Vec<usize> = items.iter().map(|it| it.cache.len).collect();
+
+    for (li, layer) in model.layers.iter().enumerate() {
+        with_f32(&layer.input_layernorm, |w| {
+            rms_norm_rows(&x, w, eps, &mut hbuf)
+        })?;
+        linear_rows(&layer.q_proj, &hbuf, n, &mut q)?;
+        linear_rows(&layer.k_proj, &hbuf, n, &mut k)?;
+        linear_rows(&layer.v_proj, &hbuf, n, &mut v)?;
+        if let Some(w) = &layer.q_norm {
+            with_f32(w, |w| rms_norm_inplace(&mut q, w, eps))?;
+        }
+        if let Some(w) = &layer.k_norm {
+            with_f32(w, |w| rms_norm_inplace(&mut k, w, eps))?;
+        }
+        rope_rows(&mut q, nh, hd, &cos, &sin);
+        rope_rows(&mut k, nkv, hd, &cos, &sin);
+        for (i, it) in items.iter_mut().enumerate() {
+            it.cache.k[li].extend_from_slice(&k[offs[i] * kvd..offs[i + 1] * kvd]);
+            it.cache.v[li].extend_from_slice(&v[offs[i] * kvd..offs[i + 1] * kvd]);
+        }
+        // Attention: one task per (sequence, head) over its own cache.
+        let caches: Vec<(&[f32], &[f32])> = items
+            .iter()
+            .map(|it| (it.cache.k[li].as_slice(), it.cache.v[li].as_slice()))
+            .collect();
+        let qref = &q;
+        let offs_ref = &offs;
+        let starts_ref = &starts;
+        let head_out = |i: usize, hh: usize| -> Vec<f32> {
+            let (kb, vb) = caches[i];
+            let t = offs_ref[i + 1] - offs_ref[i];
+            let start = starts_ref[i];
+            let total = start + t;
+            let grp = hh / (nh / nkv);
+            let mut out = vec![0f32; t * hd];
+            let mut scores = vec![0f32; total];
+            for ti in 0..t {
+                let qi = start + ti;
+                let lo = match window {
+                    Some(w) if qi + 1 > w => qi + 1 - w,
+                    _ => 0,
+                };
+                let r = offs_ref[i] + ti;
+                let qv = &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd];
+                let mut mx = f32::NEG_INFINITY;
+                for j in lo..=qi {
+                    let kv = &kb[j * kvd + grp * hd..j * kvd + (grp + 1) * hd];
+                    let s = quant::dot_f32(qv, kv) * scale;
+                    scores[j] = s;
+                    mx = mx.max(s);
+                }
+                let mut sum = 0f32;
+                for s in &mut scores[lo..=qi] {
+                    *s = (*s - mx).exp();
+                    sum += *s;
+                }
+                let inv = 1.0 / sum;
+                let or = &mut out[ti * hd..(ti + 1) * hd];
+                for j in lo..=qi {
+                    let p = scores[j] * inv;
+                    let vv = &vb[j * kvd + grp * hd..j * kvd + (grp + 1) * hd];
+                    for (ov, xv) in or.iter_mut().zip(vv) {
+                        *ov += p * xv;
+                    }
+                }
+            }
+            out
+        };
+        let nitems = items.len();
+        let work: usize = (0..nitems)
+            .map(|i| (offs[i + 1] - offs[i]) * (starts[i] + offs[i + 1] - offs[i]))
+            .sum::<usize>()
+            * nh
+            * hd;
+        let outs: Vec<Vec<f32>> = if work > 1 << 16 {
+            (0..nitems * nh)
+                .into_par_iter()
+                .map(|j| head_out(j / nh, j % nh))
+                .collect()
+        } else {
+            (0..nitems * nh).map(|j| head_out(j / nh, j % nh)).collect()
+        };
+        for (j, ho) in outs.iter().enumerate() {
+            let (i, hh) = (j / nh, j % nh);
+            for ti in 0..offs[i + 1] - offs[i] {
+                let r = offs[i] + ti;
+                att[r * qd + hh * hd..r * qd + (hh + 1) * hd]
+                    .copy_from_slice(&ho[ti * hd..(ti + 1) * hd]);
+            }
+        }
+        linear_rows(&layer.o_proj, &att, n, &mut o)?;
+        for (xv, ov) in x.iter_mut().zip(&o) {
+            *xv += ov;
+        }
+        with_f32(&layer.post_attention_layernorm, |w| {
+            rms_norm_rows(&x, w, eps, &mut hbuf)
+        })?;
+        linear_rows(&layer.gate_proj, &hbuf, n, &mut g)?;
+        linear_rows(&layer.up_proj, &hbuf, n, &mut u)?;
+        for (gv, uv) in g.iter_mut().zip(&u) {
+            *gv = *gv / (1.0 + (-*gv).exp()) * uv;
+        }
+        linear_rows(&layer.down_proj, &g, n, &mut o)?;
+        for (xv, ov) in x.iter_mut().zip(&o) {
+            *xv += ov;
+        }
+    }
+    for (i, it) in items.iter_mut().enumerate() {
+        it.cache.len += offs[i + 1] - offs[i];
+    }
+    // The rows whose logits are wanted, then the final norm and the head once.
+    let mut rows = Vec::new();
+    let mut counts = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        let (a, b) = if it.all_logits {
+            (offs[i], offs[i + 1])
+        } else {
+            (offs[i + 1] - 1, offs[i + 1])
+        };
+        rows.extend_from_slice(&x[a * h..b * h]);
+        counts.push(b - a);
+    }
+    let nr = rows.len() / h;
+    let mut normed = vec![0f32; rows.len()];
+    with_f32(&model.norm, |w| rms_norm_rows(&rows, w, eps, &mut normed))?;
+    let mut logits = vec![0f32; nr * vocab];
+    linear_rows(&model.lm_head, &normed, nr, &mut logits)?;
+    let mut out = Vec::with_capacity(items.len());
+    let mut at = 0;
+    for cnt in counts {
+        out.push(logits[at * vocab..(at + cnt) * vocab].to_vec());
+        at += cnt;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::testing::write_tiny_model;
+    use crate::model::{KvCache, LoadOptions};
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// Mixed prefills and decodes in one step give each sequence the logits
+    /// it gets alone through `Model::forward_ids`.
+    #[test]
+    fn batched_step_matches_single_sequences() {
+        for arch in ["llama", "qwen3", "mistral"] {
+            let d = tempfile::tempdir().unwrap();
+            write_tiny_model(d.path(), arch, 5).unwrap();
+            let m = Model::load(d.path(), &LoadOptions::default()).unwrap();
+            let prompts: Vec<Vec<u32>> = vec![
+                vec![5, 9, 200, 31, 7, 8, 9, 10, 11],
+                vec![17],
+                vec![40, 41, 42, 43],
+            ];
+            // Reference: each alone, full logits of the prompt then 3 decodes.
+            let nexts = [[3u32, 4, 5], [6, 7, 8], [9, 10, 11]];
+            let mut want = Vec::new();
+            for (p, nx) in prompts.iter().zip(&nexts) {
+                let mut kc = KvCache::new(&m, 1);
+                let mut rows = vec![m.forward_ids(p, 1, &mut kc, false).unwrap()];
+                for &t in nx {
+                    rows.push(m.forward_ids(&[t], 1, &mut kc, true).unwrap());
+                }
+                want.push(rows);
+            }
+            // Batched: the first two prefill together, the third joins a step
+            // later while the others decode.
+            let mut caches: Vec<SeqCache> = (0..3).map(|_| SeqCache::new(&m)).collect();
+            let (c01, c2) = caches.split_at_mut(2);
+            let (c0, c1) = c01.split_at_mut(1);
+            let got = forward_batch(
+                &m,
+                &mut [
+                    BatchItem {
+                        ids: &prompts[0],
+                        cache: &mut c0[0],
+                        all_logits: true,
+                    },
+                    BatchItem {
+                        ids: &prompts[1],
+                        cache: &mut c1[0],
+                        all_logits: false,
+                    },
+                ],
+            )
+            .unwrap();
+            assert!(max_diff(&got[0], &want[0][0]) < 1e-4, "{arch}");
+            let v = m.vocab_size();
+            assert!(max_diff(&got[1], &want[1][0][..v]) < 1e-4, "{arch}");
+            let got = forward_batch(
+                &m,
+                &mut [
+                    BatchItem {
+                        ids: &nexts[0][..1],
+                        cache: &mut c0[0],
+                        all_logits: false,
+                    },
+                    BatchItem {
+                        ids: &prompts[2],
+                        cache: &mut c2[0],
+                        all_logits: false,
+                    },
+                    BatchItem {
+                        ids: &nexts[1][..1],
+                        cache: &mut c1[0],
+                        all_logits: false,
+                    },
+                ],
+            )
+            .unwrap();
+            assert!(max_diff(&got[0], &want[0][1]) < 1e-4, "{arch}");
+            let w2 = &want[2][0];
+            assert!(max_diff(&got[1], &w2[w2.len() - v..]) < 1e-4, "{arch}");
+            assert!(max_diff(&got[2], &want[1][1]) < 1e-4, "{arch}");
+            assert_eq!(c0[0].len(), prompts[0].len() + 1);
+            assert_eq!(c2[0].len(), prompts[2].len());
+        }
+    }
+
+    /// On the quantized test model a row's logits are the same bits alone or
+    /// in a batch, and prompt log-probs equal `Model::token_logprobs`.
+    #[test]
+    fn quantized_rows_do_not_depend_on_the_batch() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(
+            p.exists(),
+            "{} is missing: run fixtures/fetch-smollm2.sh",
+            p.display()
+        );
+        let m = Model::load(&p, &LoadOptions::default()).unwrap();
+        let ids: Vec<u32> = vec![504, 3575, 282, 4649, 314, 7042, 30];
+        let mut alone = SeqCache::new(&m);
+        let a = forward_batch(
+            &m,
+            &mut [BatchItem {
+                ids: &ids,
+                cache: &mut alone,
+                all_logits: true,
+            }],
+        )
+        .unwrap();
+        let mut c1 = SeqCache::new(&m);
+        let mut c2 = SeqCache::new(&m);
+        let b = forward_batch(
+            &m,
+            &mut [
+                BatchItem {
+                    ids: &[1, 2, 3],
+                    cache: &mut c1,
+                    all_logits: false,
+                },
+                BatchItem {
+                    ids: &ids,
+                    cache: &mut c2,
+                    all_logits: true,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(a[0], b[1]);
+        let v = m.vocab_size();
+        let want = m.token_logprobs(&ids).unwrap();
+        for (i, w) in want.iter().enumerate() {
+            let row = &a[0][i * v..(i + 1) * v];
+            let got = crate::model::decoder::log_softmax_at(row, ids[i + 1] as usize);
+            assert!((got - w).abs() < 1e-4, "{i}: {got} vs {w}");
+        }
+        // One decode row alone and beside another: the same bits.
+        let mut d1 = alone.clone();
+        let mut d2 = alone.clone();
+        let mut d3 = SeqCache::new(&m);
+        let x = forward_batch(
+            &m,
+            &mut [BatchItem {
+                ids: &[11],
+                cache: &mut d1,
+                all_logits: false,
+            }],
+        )
+        .unwrap();
+        let y = forward_batch(
+            &m,
+            &mut [
+                BatchItem {
+                    ids: &[11],
+                    cache: &mut d2,
+                    all_logits: false,
+                },
+                BatchItem {
+                    ids: &[7],
+                    cache: &mut d3,
+                    all_logits: false,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(x[0], y[0]);
+    }
+}
