@@ -37,7 +37,9 @@ pub struct InferArgs {
     )]
     pub model: String,
 
-    /// A PEFT LoRA adapter folder applied without merging (repeatable)
+    /// A PEFT LoRA adapter folder, DIR or NAME=DIR, applied without merging
+    /// (repeatable); with --serve each is served as model NAME (default: the
+    /// folder name) beside the base model
     #[arg(long = "adapter", alias = "adapters", value_name = "DIR")]
     pub adapters: Vec<PathBuf>,
 
@@ -101,6 +103,62 @@ pub struct InferArgs {
     /// Print one JSON object (text, finish_reason, token counts, speed) instead of streaming
     #[arg(long)]
     pub json: bool,
+
+    /// Serve an OpenAI-compatible HTTP API (/v1/chat/completions,
+    /// /v1/completions, /v1/models, /health) until SIGINT / SIGTERM
+    #[arg(long, help_heading = "Server")]
+    pub serve: bool,
+
+    /// Address to listen on (loopback unless told otherwise)
+    #[arg(long, default_value = "127.0.0.1", help_heading = "Server")]
+    pub host: String,
+
+    /// Port to listen on; 0 picks a free one (the address is printed)
+    #[arg(long, default_value_t = 8080, help_heading = "Server")]
+    pub port: u16,
+
+    /// Require `Authorization: Bearer KEY` on /v1/*
+    #[arg(
+        long,
+        env = "SWIFT_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Server"
+    )]
+    pub api_key: Option<String>,
+
+    /// The id of the base model in /v1/models and requests (default: --model as given)
+    #[arg(long, value_name = "NAME", help_heading = "Server")]
+    pub served_model_name: Option<String>,
+
+    /// Most sequences decoded together in one batch
+    #[arg(long, default_value_t = 16, value_name = "N", help_heading = "Server")]
+    pub max_batch: usize,
+
+    /// Most requests waiting for a place in the batch; more are answered 429
+    #[arg(long, default_value_t = 64, value_name = "N", help_heading = "Server")]
+    pub queue_size: usize,
+
+    /// Largest request body in bytes; larger ones are answered 413
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES", help_heading = "Server")]
+    pub max_body_bytes: usize,
+
+    /// Seconds in-flight requests may run after SIGINT / SIGTERM before they are cancelled
+    #[arg(long, default_value_t = 10, value_name = "S", help_heading = "Server")]
+    pub shutdown_grace: u64,
+}
+
+/// An `--adapter` value: `DIR` or `NAME=DIR` (a path that exists wins).
+pub fn adapter_spec(arg: &Path) -> (Option<String>, PathBuf) {
+    let s = arg.to_string_lossy();
+    if !arg.exists() {
+        if let Some((name, dir)) = s.split_once('=') {
+            if !name.is_empty() && !dir.is_empty() {
+                return (Some(name.to_string()), PathBuf::from(dir));
+            }
+        }
+    }
+    (None, arg.to_path_buf())
 }
 
 /// One message typed in the interactive chat.
@@ -299,9 +357,9 @@ fn load(args: &InferArgs, printer: &Printer) -> Result<Loaded> {
     let t0 = Instant::now();
     printer.info(&format!("loading {}", path.display()));
     let opts = LoadOptions {
-        adapters: args.adapters.clone(),
+        adapters: args.adapters.iter().map(|a| adapter_spec(a).1).collect(),
     };
-    for a in &args.adapters {
+    for a in &opts.adapters {
         if !a.is_dir() {
             bail!("adapter folder not found: {}", a.display());
         }
@@ -401,6 +459,9 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
             .num_threads(n)
             .build_global();
     }
+    if args.serve {
+        return run_serve(args, printer);
+    }
     let stdin_is_tty = std::io::stdin().is_terminal();
     let prompt = match &args.prompt {
         Some(p) => Some(p.clone()),
@@ -450,6 +511,87 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
         Some(p) => run_once(&args, printer, &loaded, &params, &p),
         None => run_chat(&args, printer, &loaded, &params),
     }
+}
+
+/// `--serve`: load the base model once, each adapter as an alias over the
+/// same weights, and hand them to the server.
+fn run_serve(args: InferArgs, printer: &Printer) -> Result<()> {
+    if args.prompt.is_some() || args.json {
+        return Err(Exit::Usage("--serve takes no --prompt / --json".into()).into());
+    }
+    if args.max_batch == 0 || args.queue_size == 0 {
+        return Err(Exit::Usage("--max-batch and --queue-size must be at least 1".into()).into());
+    }
+    let base_name = args
+        .served_model_name
+        .clone()
+        .unwrap_or_else(|| args.model.clone());
+    let resolved = super::resolve_model_arg(
+        Path::new(&args.model),
+        &["*.json", "*.safetensors", "*.jinja", "tokenizer.model"],
+    )?;
+    let adapter_args = args.adapters.clone();
+    let mut base_args = InferArgs {
+        adapters: Vec::new(),
+        ..args
+    };
+    base_args.model = resolved.to_string_lossy().into_owned();
+    let args = base_args;
+    let adapters: Vec<(Option<String>, PathBuf)> =
+        adapter_args.iter().map(|a| adapter_spec(a)).collect();
+    for (_, dir) in &adapters {
+        if !dir.is_dir() {
+            bail!("adapter folder not found: {}", dir.display());
+        }
+    }
+    let loaded = load(&args, printer)?;
+    let gen = GenerationDefaults::read(Path::new(&args.model))?;
+    let sampling = sampling_params(&args, &gen);
+    if let Err(e) = sampling.validate() {
+        return Err(Exit::Usage(e).into());
+    }
+    let base = std::sync::Arc::new(loaded.model);
+    let mut models = vec![crate::serve::ServedModel {
+        name: base_name.clone(),
+        model: base.clone(),
+        parent: None,
+    }];
+    for (name, dir) in adapters {
+        let name = name.unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| dir.to_string_lossy().into_owned())
+        });
+        if models.iter().any(|m| m.name == name) {
+            return Err(Exit::Usage(format!("two served models are named {name}")).into());
+        }
+        let mut m = (*base).clone();
+        crate::model::adapter::apply(&mut m, &dir)
+            .with_context(|| format!("applying the adapter {}", dir.display()))?;
+        printer.info(&format!("adapter {name}: {}", dir.display()));
+        models.push(crate::serve::ServedModel {
+            name,
+            model: std::sync::Arc::new(m),
+            parent: Some(base_name.clone()),
+        });
+    }
+    let opts = crate::serve::ServeOptions {
+        host: args.host.clone(),
+        port: args.port,
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        max_batch: args.max_batch,
+        queue: args.queue_size,
+        body_limit: args.max_body_bytes,
+        default_sampling: sampling,
+        shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
+        ..Default::default()
+    };
+    crate::serve::serve(models, loaded.tokenizer, opts, |l| {
+        printer.data(&format!("listening on http://{}", l.addr));
+        printer.info(&format!("serving: {}", l.models.join(", ")));
+    })?;
+    printer.info("server stopped");
+    Ok(())
 }
 
 fn run_once(
