@@ -67,6 +67,8 @@ pub enum Command {
     EstimateVram(commands::estimate_vram::EstimateVramArgs),
     /// Generate from the terminal, or serve an OpenAI-compatible API
     Infer(commands::infer::InferArgs),
+    /// Supervised fine-tuning: LoRA, QLoRA on a GGUF, or full
+    Finetune(commands::finetune::FinetuneArgs),
     /// Print a shell completion script
     Completions(commands::completions::CompletionsArgs),
 }
@@ -108,6 +110,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Download(args) => commands::download::run(args, printer),
         Command::EstimateVram(args) => commands::estimate_vram::run(args, printer),
         Command::Infer(args) => commands::infer::run(args, printer),
+        Command::Finetune(args) => commands::finetune::run(args, printer),
         Command::Completions(args) => commands::completions::run(args, printer),
     }
 }

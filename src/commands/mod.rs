@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod download;
 pub mod estimate_vram;
+pub mod finetune;
 pub mod infer;
 
 use std::path::{Path, PathBuf};

@@ -180,7 +180,10 @@ impl Linear {
             Linear::Lora { base, lora } => {
                 let y = base.forward_t(x, train)?;
                 let xi = if train && lora.dropout > 0.0 {
-                    candle_nn::ops::dropout(x, lora.dropout)?
+                    match seeded_dropout_mask(x, lora.dropout)? {
+                        Some(mask) => x.broadcast_mul(&mask)?,
+                        None => candle_nn::ops::dropout(x, lora.dropout)?,
+                    }
                 } else {
                     x.clone()
                 };
@@ -245,6 +248,36 @@ impl Linear {
         }
         Ok(())
     }
+}
+
+thread_local! {
+    static DROPOUT_RNG: std::cell::RefCell<Option<rand::rngs::StdRng>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Seed the LoRA dropout masks drawn on this thread (`None`: candle's own
+/// unseeded dropout). The trainer seeds it from (seed, step, micro-batch) so
+/// a resumed run draws the same masks as an uninterrupted one.
+pub fn seed_dropout(seed: Option<u64>) {
+    use rand::SeedableRng;
+    DROPOUT_RNG.with(|r| *r.borrow_mut() = seed.map(rand::rngs::StdRng::seed_from_u64));
+}
+
+/// A dropout mask shaped like `x` (0 or `1 / (1 - p)`) from the seeded
+/// generator, if one is set.
+fn seeded_dropout_mask(x: &Tensor, p: f32) -> Result<Option<Tensor>> {
+    use rand::Rng;
+    DROPOUT_RNG.with(|r| {
+        let mut r = r.borrow_mut();
+        let Some(rng) = r.as_mut() else {
+            return Ok(None);
+        };
+        let keep = 1.0 / (1.0 - p);
+        let v: Vec<f32> = (0..x.elem_count())
+            .map(|_| if rng.gen::<f32>() < p { 0.0 } else { keep })
+            .collect();
+        Ok(Some(Tensor::from_vec(v, x.shape(), x.device())?))
+    })
 }
 
 fn add_bias(bias: &Option<Tensor>, y: &mut [f32]) -> Result<()> {

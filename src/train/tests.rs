@@ -1,0 +1,422 @@
+//! Trainer tests on tiny random models (fast; the SmolLM2 runs are in
+//! tests/finetune_*.rs).
+
+use super::lora::{attach_lora, make_full_trainable, LoraOptions};
+use super::sft::CrossEntropy;
+use super::*;
+use crate::data::{Sample, IGNORE};
+use crate::model::linear::{Linear, Lora};
+use crate::model::testing::write_tiny_model;
+use crate::progress::NoProgress;
+use candle_core::{DType, Device, Var};
+use rand::Rng;
+
+/// Samples with a random prompt and a fixed answer: easy to learn.
+fn samples(n: usize, seed: u64) -> Vec<Sample> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let plen = rng.gen_range(3..8);
+            let mut ids: Vec<u32> = (0..plen).map(|_| rng.gen_range(10..200)).collect();
+            let mut labels = vec![IGNORE; plen];
+            for a in [250u32, 251, 252, 253, 254, 255] {
+                ids.push(a);
+                labels.push(a as i64);
+            }
+            Sample {
+                input_ids: ids,
+                labels,
+            }
+        })
+        .collect()
+}
+
+fn tiny(arch: &str) -> (tempfile::TempDir, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_model(dir.path(), arch, 5).unwrap();
+    let m = Model::load_hf(dir.path()).unwrap();
+    (dir, m)
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    t.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+}
+
+#[test]
+fn lora_layer_gradients_match_finite_differences() {
+    let dev = Device::Cpu;
+    let (out, inp, r) = (5, 7, 3);
+    let w = Tensor::randn(0f64, 0.5, (out, inp), &dev).unwrap();
+    let a = Var::from_tensor(&Tensor::randn(0f64, 0.5, (r, inp), &dev).unwrap()).unwrap();
+    let b = Var::from_tensor(&Tensor::randn(0f64, 0.5, (out, r), &dev).unwrap()).unwrap();
+    let x = Var::from_tensor(&Tensor::randn(0f64, 1.0, (2, 4, inp), &dev).unwrap()).unwrap();
+    let probe = Tensor::randn(0f64, 1.0, (2, 4, out), &dev).unwrap();
+    let layer = |a: &Tensor, b: &Tensor| {
+        Linear::Dense {
+            weight: w.clone(),
+            bias: None,
+        }
+        .with_lora(Lora {
+            a: a.clone(),
+            b: b.clone(),
+            scale: 4.0 / 3.0,
+            dropout: 0.0,
+            name: "t".into(),
+        })
+        .unwrap()
+    };
+    let f = |a: &Tensor, b: &Tensor, x: &Tensor| -> f64 {
+        let y = layer(a, b).forward(x).unwrap();
+        scalar(&(y * &probe).unwrap().sum_all().unwrap())
+    };
+    let y = layer(a.as_tensor(), b.as_tensor())
+        .forward(x.as_tensor())
+        .unwrap();
+    let grads = (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    for (var, which) in [(&a, 0), (&b, 1), (&x, 2)] {
+        let g: Vec<f64> = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let base: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let shape = var.as_tensor().shape().clone();
+        for i in 0..base.len() {
+            let eps = 1e-5;
+            let mut plus = base.clone();
+            plus[i] += eps;
+            let mut minus = base.clone();
+            minus[i] -= eps;
+            let tp = Tensor::from_vec(plus, shape.clone(), &dev).unwrap();
+            let tm = Tensor::from_vec(minus, shape.clone(), &dev).unwrap();
+            let (fp, fm) = match which {
+                0 => (
+                    f(&tp, b.as_tensor(), x.as_tensor()),
+                    f(&tm, b.as_tensor(), x.as_tensor()),
+                ),
+                1 => (
+                    f(a.as_tensor(), &tp, x.as_tensor()),
+                    f(a.as_tensor(), &tm, x.as_tensor()),
+                ),
+                _ => (
+                    f(a.as_tensor(), b.as_tensor(), &tp),
+                    f(a.as_tensor(), b.as_tensor(), &tm),
+                ),
+            };
+            let fd = (fp - fm) / (2.0 * eps);
+            assert!(
+                (fd - g[i]).abs() < 1e-6 * (1.0 + fd.abs()),
+                "param {which} index {i}: finite difference {fd}, autograd {}",
+                g[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn tiny_model_loss_gradients_match_finite_differences() {
+    let (_d, mut m) = tiny("llama");
+    let opts = LoraOptions {
+        dropout: 0.0,
+        ..LoraOptions::default()
+    };
+    let params = attach_lora(&mut m, &opts, 7).unwrap();
+    // Non-zero B so A has gradients too.
+    for p in &params {
+        if p.name.ends_with("lora_B.weight") {
+            let t = Tensor::randn(0f32, 0.1, p.var.as_tensor().shape(), &Device::Cpu).unwrap();
+            p.var.set(&t).unwrap();
+        }
+    }
+    let data = samples(3, 1);
+    let items: Vec<&Sample> = data.iter().collect();
+    let obj = CrossEntropy { pad_id: 0 };
+    let denom = obj.weight(&items);
+    let loss_of = || -> f64 { scalar(&obj.loss(&m, &items, denom, false).unwrap().loss) };
+    let out = obj.loss(&m, &items, denom, false).unwrap();
+    let grads = out.loss.backward().unwrap();
+    let mut checked = 0;
+    for p in params.iter().filter(|p| p.name.contains("layers.1.")) {
+        let g: Vec<f32> = grads
+            .get(p.var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // The largest-gradient entry of each tensor (f32 differences need a
+        // gradient well above rounding).
+        let (i, gi) = g
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .unwrap();
+        let base: Vec<f32> = p.var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let shape = p.var.as_tensor().shape().clone();
+        let eps = 1e-2f32;
+        let at = |d: f32| {
+            let mut v = base.clone();
+            v[i] += d;
+            p.var
+                .set(&Tensor::from_vec(v, shape.clone(), &Device::Cpu).unwrap())
+                .unwrap();
+            let l = loss_of();
+            p.var
+                .set(&Tensor::from_vec(base.clone(), shape.clone(), &Device::Cpu).unwrap())
+                .unwrap();
+            l
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+        let gi = *gi as f64;
+        assert!(
+            (fd - gi).abs() < 0.05 * gi.abs() + 2e-4,
+            "{}[{i}]: finite difference {fd}, autograd {gi}",
+            p.name
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 14);
+}
+
+fn cfg(dir: &Path) -> TrainConfig {
+    TrainConfig {
+        output_dir: dir.to_path_buf(),
+        batch_size: 2,
+        gradient_accumulation_steps: 2,
+        learning_rate: 5e-3,
+        max_steps: Some(8),
+        logging_steps: 1,
+        warmup_steps: Some(1),
+        seed: 11,
+        ..TrainConfig::default()
+    }
+}
+
+fn run_lora(
+    m: &Model,
+    c: TrainConfig,
+    dropout: f32,
+    stop: &AtomicBool,
+    data: &[Sample],
+    val: &[Sample],
+) -> Outcome {
+    let mut m = m.clone();
+    let opts = LoraOptions {
+        dropout,
+        ..LoraOptions::default()
+    };
+    let params = attach_lora(&mut m, &opts, c.seed).unwrap();
+    let obj = CrossEntropy { pad_id: 0 };
+    let save_params = params.clone();
+    let save = move |dir: &Path| lora::save_adapter(dir, &save_params, &opts, "tiny", None);
+    run(Trainer {
+        model: &m,
+        params,
+        objective: &obj,
+        train: data,
+        val,
+        cfg: c,
+        save_model: &save,
+        progress: &NoProgress,
+        stop,
+    })
+    .unwrap()
+}
+
+fn losses(o: &Outcome) -> Vec<(u64, f64)> {
+    o.log_history
+        .iter()
+        .filter_map(|r| Some((r["step"].as_u64()?, r.get("loss")?.as_f64()?)))
+        .collect()
+}
+
+#[test]
+fn first_step_loss_is_the_base_models_and_training_lowers_it() {
+    let (_d, m) = tiny("llama");
+    let data = samples(8, 2);
+    // The base model's mean cross-entropy on the labelled tokens, through the
+    // fast inference path.
+    let (mut nll, mut n) = (0f64, 0usize);
+    for s in &data {
+        let lp = m.token_logprobs(&s.input_ids).unwrap();
+        for (i, l) in lp.iter().enumerate() {
+            if s.labels[i + 1] != IGNORE {
+                nll -= *l as f64;
+                n += 1;
+            }
+        }
+    }
+    let base_loss = nll / n as f64;
+    let out = tempfile::tempdir().unwrap();
+    let mut c = cfg(out.path());
+    // One step = the whole data set, so step 1's loss is the data set's.
+    c.batch_size = 8;
+    c.gradient_accumulation_steps = 1;
+    c.max_steps = Some(20);
+    let o = run_lora(&m, c, 0.0, &AtomicBool::new(false), &data, &data[..2]);
+    let l = losses(&o);
+    assert!(
+        (l[0].1 - base_loss).abs() < 1e-3,
+        "step 1 loss {} vs base {base_loss}",
+        l[0].1
+    );
+    let last = l.last().unwrap().1;
+    assert!(last < 0.5 * l[0].1, "{l:?}");
+    // Outputs: adapter, checkpoint, logging.jsonl, events, plots.
+    let p = out.path();
+    for f in [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "logging.jsonl",
+        "checkpoint-20/trainer_state.json",
+        "checkpoint-20/optimizer.safetensors",
+        "checkpoint-20/adapter_model.safetensors",
+        "images/train_loss.png",
+        "images/eval_loss.png",
+    ] {
+        assert!(p.join(f).exists(), "{f} missing");
+    }
+    let lines = std::fs::read_to_string(p.join("logging.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 20);
+    let ev = events::read_scalars(&o.event_file).unwrap();
+    let tags: std::collections::BTreeSet<&str> = ev.iter().map(|s| s.tag.as_str()).collect();
+    for tag in [
+        "train/loss",
+        "train/learning_rate",
+        "train/grad_norm",
+        "train/token_acc",
+        "train/tokens_per_second",
+        "eval/loss",
+    ] {
+        assert!(tags.contains(tag), "{tag} not in {tags:?}");
+    }
+    let first = ev.iter().find(|s| s.tag == "train/loss").unwrap();
+    assert_eq!(first.step, 1);
+    assert!((first.value as f64 - l[0].1).abs() < 1e-4);
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let (_d, m) = tiny("llama");
+    let data = samples(10, 3);
+    let a = tempfile::tempdir().unwrap();
+    let mut c = cfg(a.path());
+    c.save_steps = Some(3);
+    c.save_total_limit = Some(5);
+    let full = run_lora(&m, c.clone(), 0.1, &AtomicBool::new(false), &data, &[]);
+    assert!(a.path().join("checkpoint-3").exists());
+    // Resume from step 3 into another folder.
+    let b = tempfile::tempdir().unwrap();
+    let mut c2 = cfg(b.path());
+    c2.save_steps = Some(3);
+    c2.resume_from = Some(a.path().join("checkpoint-3"));
+    let resumed = run_lora(&m, c2, 0.1, &AtomicBool::new(false), &data, &[]);
+    assert_eq!(resumed.resumed_from.as_ref().unwrap().1, 3);
+    let (la, lb) = (losses(&full), losses(&resumed));
+    assert_eq!(la.len(), lb.len());
+    for ((sa, xa), (sb, xb)) in la.iter().zip(&lb) {
+        assert_eq!(sa, sb);
+        assert!((xa - xb).abs() < 1e-5, "step {sa}: {xa} vs {xb}");
+    }
+    // A different seed gives different dropout / order: the check has teeth.
+    let d = tempfile::tempdir().unwrap();
+    let mut c3 = cfg(d.path());
+    c3.seed = 12;
+    let other = run_lora(&m, c3, 0.1, &AtomicBool::new(false), &data, &[]);
+    assert!(losses(&other)
+        .iter()
+        .zip(&la)
+        .skip(3)
+        .any(|(x, y)| (x.1 - y.1).abs() > 1e-5));
+}
+
+#[test]
+fn stop_flag_writes_a_checkpoint_and_returns_interrupted() {
+    let (_d, m) = tiny("llama");
+    let data = samples(6, 4);
+    let out = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(true);
+    let o = run_lora(&m, cfg(out.path()), 0.0, &stop, &data, &[]);
+    assert!(o.interrupted);
+    assert_eq!(o.global_step, 1);
+    let ck = out.path().join("checkpoint-1");
+    assert!(ck.join("trainer_state.json").exists());
+    assert_eq!(checkpoint::resolve("latest", out.path()).unwrap(), ck);
+    // No temporary folder left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn full_tuning_lowers_the_loss_and_writes_an_hf_folder() {
+    let (_d, mut m) = tiny("llama-tied");
+    let params = make_full_trainable(&mut m).unwrap();
+    let data = samples(8, 5);
+    let out = tempfile::tempdir().unwrap();
+    let mut c = cfg(out.path());
+    c.learning_rate = 2e-3;
+    c.max_steps = Some(10);
+    let obj = CrossEntropy { pad_id: 0 };
+    let mm = m.clone();
+    let save = move |dir: &Path| {
+        crate::model::export::write_hf(
+            &mm,
+            dir,
+            &crate::model::export::ExportOptions {
+                merge_adapters: false,
+                ..Default::default()
+            },
+        )
+    };
+    let o = run(Trainer {
+        model: &m,
+        params,
+        objective: &obj,
+        train: &data,
+        val: &[],
+        cfg: c,
+        save_model: &save,
+        progress: &NoProgress,
+        stop: &AtomicBool::new(false),
+    })
+    .unwrap();
+    let l = losses(&o);
+    assert!(l.last().unwrap().1 < 0.7 * l[0].1, "{l:?}");
+    let reloaded = Model::load_hf(out.path()).unwrap();
+    let ids = Tensor::new(&[[1u32, 250, 251]], &Device::Cpu).unwrap();
+    let y1 = m.forward_train(&ids, None, false).unwrap();
+    let y2 = reloaded.forward_train(&ids, None, false).unwrap();
+    let d: f32 = (y1 - y2)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert!(d < 1e-4, "{d}");
+}
+
+#[test]
+fn data_order_is_a_function_of_seed_and_step() {
+    let mut a = DataOrder::new(10, 3, 2, 5, true);
+    let mut b = DataOrder::new(10, 3, 2, 5, true);
+    assert_eq!(a.steps_per_epoch, 2);
+    // Step 1 is the last (short) step of epoch 0: micro-batches 2 and 3.
+    let s1 = a.step(1);
+    assert_eq!(s1.len(), 2);
+    assert_eq!(s1[1].len(), 1);
+    // Asking out of order gives the same answer.
+    let _ = b.step(5);
+    assert_eq!(b.step(1), s1);
+    // An epoch covers every sample once.
+    let mut seen: Vec<usize> = a.step(2).into_iter().chain(a.step(3)).flatten().collect();
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+}
