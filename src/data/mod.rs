@@ -3,12 +3,60 @@
 //! The contract the trainer (`src/train/`) relies on is the set of types in
 //! this file: [`DatasetSpec`], [`SftOptions`], [`Sample`], [`SftData`],
 //! [`DataReport`] and [`load_sft`].
+//!
+//! # What `load_sft` does, in order
+//!
+//! 1. **Resolve** each `--dataset PATH[#N]`: a file, a folder (every
+//!    `.jsonl` / `.json` / `.csv` / `.parquet` below it), or, when the path
+//!    does not exist, a hub dataset (registry short name, `org/name`,
+//!    `hf::` / `ms::` prefixes) fetched through [`crate::hub::resolve_dataset`]
+//!    (its registry entry's column mapping applies under `--columns`). When a
+//!    folder holds files named for both splits (`train-*.parquet` beside
+//!    `test-*.parquet`), a training dataset reads the train files and a
+//!    validation dataset the others.
+//! 2. **Read** rows ([`formats`]) and turn each into a conversation
+//!    ([`layouts`]: messages, ShareGPT, Alpaca, query/response, after the
+//!    `--columns` renaming). A malformed row is an error naming the file, the
+//!    line (or element / row index) and the field; with `skip_bad_rows` it is
+//!    counted instead. Rows with an empty (whitespace) assistant turn are
+//!    dropped and counted.
+//! 3. **Duplicates**: conversations identical to an earlier one (across all
+//!    training datasets) are counted, and removed only with `dedup`.
+//! 4. **Sample** `#N` rows with the seed: `N` below the row count draws `N`
+//!    distinct rows; above it, the dataset is repeated whole `N / rows` times
+//!    plus a draw of the remainder (as ms-swift does).
+//! 5. **Render and mask** ([`render`]): the chat template, every assistant
+//!    turn trained including its end-of-turn token.
+//! 6. **Length**: rows over `max_length` tokens are dropped
+//!    ([`Truncation::Delete`]) or cut keeping the end (`Left`) or the start
+//!    (`Right`); a cut row with no trained token left is dropped as over
+//!    length. `max_length = 0` means no limit.
+//! 7. **Split**: validation rows come from the validation datasets, else
+//!    `ceil(rows * split_ratio)` rows drawn with the seed (at least one row
+//!    stays for training).
+//! 8. **Pack** (optional, [`pack`]): consecutive samples are concatenated
+//!    into rows of at most `max_length` tokens. Attention crosses the sample
+//!    boundaries inside a packed row (no position-id reset; the trainer sees
+//!    one sequence); the first token of every sample after the first is
+//!    masked, so no loss term predicts one sample from another.
+//!
+//! An empty training set after all this is an error.
+
+pub mod formats;
+pub mod layouts;
+pub mod render;
+pub mod report;
+#[doc(hidden)]
+pub mod testing;
 
 use crate::progress::Progress;
 use crate::tokenizer::Tokenizer;
-use anyhow::{bail, Result};
-use std::collections::BTreeMap;
+use anyhow::{bail, Context, Result};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
+
+use formats::{Format, Loc};
+use layouts::{Conversation, Layout};
 
 /// The label value the loss ignores (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
@@ -22,12 +70,63 @@ pub struct Sample {
     pub labels: Vec<i64>,
 }
 
+impl Sample {
+    /// The number of trained (not ignored) labels.
+    pub fn trained_tokens(&self) -> usize {
+        self.labels.iter().filter(|&&l| l != IGNORE).count()
+    }
+}
+
 /// `--dataset PATH[#N]`: a file or folder (or hub dataset id), optionally
 /// sampled down to `N` rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetSpec {
     pub path: PathBuf,
     pub sample: Option<usize>,
+}
+
+impl std::str::FromStr for DatasetSpec {
+    type Err = anyhow::Error;
+
+    /// `PATH` or `PATH#N` (`N` a positive integer). A `#` followed by
+    /// anything else is part of the path.
+    fn from_str(s: &str) -> Result<DatasetSpec> {
+        let s = s.trim();
+        if s.is_empty() {
+            bail!("an empty dataset name");
+        }
+        if let Some((path, n)) = s.rsplit_once('#') {
+            if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                let n: usize = n
+                    .parse()
+                    .with_context(|| format!("the row count in `{s}` is too large"))?;
+                if n == 0 {
+                    bail!("`{s}`: the number of rows to sample must be at least 1");
+                }
+                if path.is_empty() {
+                    bail!("`{s}`: a dataset path is missing before `#`");
+                }
+                return Ok(DatasetSpec {
+                    path: PathBuf::from(path),
+                    sample: Some(n),
+                });
+            }
+        }
+        Ok(DatasetSpec {
+            path: PathBuf::from(s),
+            sample: None,
+        })
+    }
+}
+
+impl std::fmt::Display for DatasetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(n) = self.sample {
+            write!(f, "#{n}")?;
+        }
+        Ok(())
+    }
 }
 
 /// How the sequence is cut when longer than `max_length`.
@@ -40,6 +139,18 @@ pub enum Truncation {
     Left,
     /// Keep the start.
     Right,
+}
+
+impl std::str::FromStr for Truncation {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Truncation> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "delete" => Truncation::Delete,
+            "left" => Truncation::Left,
+            "right" => Truncation::Right,
+            _ => bail!("unknown truncation strategy `{s}` (delete, left or right)"),
+        })
+    }
 }
 
 /// Everything `load_sft` needs besides the files and the tokenizer.
@@ -62,12 +173,30 @@ pub struct SftOptions {
     pub system: Option<String>,
 }
 
+impl Default for SftOptions {
+    fn default() -> Self {
+        SftOptions {
+            max_length: 2048,
+            truncation: Truncation::Delete,
+            packing: false,
+            loss_on_all_tokens: false,
+            dedup: false,
+            skip_bad_rows: false,
+            columns: BTreeMap::new(),
+            split_ratio: 0.0,
+            seed: 42,
+            system: None,
+        }
+    }
+}
+
 /// What the data looked like (printed before training, kept in args.json).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct DataReport {
     pub sources: Vec<SourceReport>,
     pub duplicates: usize,
     pub duplicates_removed: bool,
+    /// Samples (conversations) in each split, before packing.
     pub train_rows: usize,
     pub val_rows: usize,
     pub max_length: usize,
@@ -76,20 +205,33 @@ pub struct DataReport {
     pub length_median: usize,
     pub length_p95: usize,
     pub length_max: usize,
+    /// Whether samples were packed; the sequences the trainer gets (equal to
+    /// the rows without packing).
+    pub packing: bool,
+    pub train_sequences: usize,
+    pub val_sequences: usize,
+    /// Which chat template rendered the rows (a built-in's name, or `model`).
+    pub template: String,
 }
 
-/// Per-file counts.
+/// Per-dataset counts (one per `--dataset` / `--val-dataset`).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SourceReport {
     pub path: String,
+    /// `train` or `val`.
+    pub split: String,
     pub format: String,
     pub layout: String,
+    /// Rows read from the files (bad ones included).
     pub rows: usize,
+    /// Samples this dataset contributes (after sampling and filtering).
     pub kept: usize,
     pub malformed: usize,
     pub over_length: usize,
     pub empty_answer: usize,
     pub truncated: usize,
+    /// Rows identical to an earlier row (removed only with `dedup`).
+    pub duplicates: usize,
 }
 
 /// The result of loading: train and validation samples and the report.
@@ -100,13 +242,433 @@ pub struct SftData {
     pub report: DataReport,
 }
 
+const SKIP_HINT: &str = "hint: --skip-bad-rows skips such rows and counts them in the report";
+
+/// Local files of a dataset spec, and the registry's column mapping when it
+/// came from the hub registry.
+fn resolve_files(
+    spec: &DatasetSpec,
+    want: &str,
+) -> Result<(Vec<PathBuf>, BTreeMap<String, String>)> {
+    let p = &spec.path;
+    let name = p.to_string_lossy().to_string();
+    let local = crate::hub::split_hub_prefix(&name).0.is_none() && p.exists();
+    let (files, columns, split) = if local {
+        let files = if p.is_dir() {
+            formats::files_in(p)?
+        } else {
+            vec![p.clone()]
+        };
+        (files, BTreeMap::new(), None)
+    } else {
+        let registry = crate::hub::registry::Registry::load(None)?;
+        let resolved = crate::hub::resolve_dataset(
+            &name,
+            &crate::hub::HubOptions::from_env(),
+            &registry,
+            &crate::hub::FileFilter::default(),
+            &crate::hub::NoTransferProgress,
+        )
+        .with_context(|| {
+            format!("`{name}` is not a local file or folder; looking it up on the hub")
+        })?;
+        let files: Vec<PathBuf> = resolved
+            .snapshot
+            .files
+            .iter()
+            .map(|f| f.local_path.clone())
+            .filter(|f| Format::of(f).is_some())
+            .collect();
+        let (columns, split) = match &resolved.entry {
+            Some(e) => (e.columns.clone(), e.split.clone()),
+            None => (BTreeMap::new(), None),
+        };
+        (files, columns, split)
+    };
+    let files = pick_split(files, want, split.as_deref());
+    if files.is_empty() {
+        bail!(
+            "{}: no dataset files (.jsonl, .json, .csv, .parquet) found",
+            p.display()
+        );
+    }
+    Ok((files, columns))
+}
+
+/// Keep the files of one split when a folder holds several.
+fn pick_split(files: Vec<PathBuf>, want: &str, named: Option<&str>) -> Vec<PathBuf> {
+    if files.len() < 2 {
+        return files;
+    }
+    if let Some(split) = named.filter(|_| want == "train") {
+        let hits: Vec<PathBuf> = files
+            .iter()
+            .filter(|f| {
+                f.to_string_lossy()
+                    .to_ascii_lowercase()
+                    .contains(&split.to_ascii_lowercase())
+            })
+            .cloned()
+            .collect();
+        if !hits.is_empty() {
+            return hits;
+        }
+    }
+    let splits: BTreeSet<Option<&str>> = files.iter().map(|f| formats::split_of(f)).collect();
+    if splits.len() > 1 && splits.contains(&Some(want)) {
+        files
+            .into_iter()
+            .filter(|f| formats::split_of(f) == Some(want))
+            .collect()
+    } else {
+        files
+    }
+}
+
+/// Indices of `n` rows drawn from `len` with `seed`: distinct rows in file
+/// order when `n <= len`; otherwise the whole set `n / len` times and a draw
+/// of the remainder.
+pub fn sample_indices(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    if len == 0 {
+        return Vec::new();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n / len {
+        out.extend(0..len);
+    }
+    let rest = n % len;
+    if rest > 0 {
+        let mut idx: Vec<usize> = (0..len).collect();
+        idx.shuffle(&mut rng);
+        let mut pick = idx[..rest].to_vec();
+        pick.sort_unstable();
+        out.extend(pick);
+    }
+    out
+}
+
+/// Concatenate consecutive samples into rows of at most `max_length`
+/// tokens (greedy, in order). The first token of every sample after the
+/// first in a row gets [`IGNORE`], so no loss term predicts across a seam;
+/// attention does cross seams (the trainer sees one sequence).
+pub fn pack(samples: Vec<Sample>, max_length: usize) -> Vec<Sample> {
+    let mut out: Vec<Sample> = Vec::new();
+    let mut cur: Option<Sample> = None;
+    for s in samples {
+        match cur.as_mut() {
+            Some(c) if c.input_ids.len() + s.input_ids.len() <= max_length => {
+                let start = c.labels.len();
+                c.input_ids.extend_from_slice(&s.input_ids);
+                c.labels.extend_from_slice(&s.labels);
+                c.labels[start] = IGNORE;
+            }
+            _ => {
+                if let Some(c) = cur.take() {
+                    out.push(c);
+                }
+                cur = Some(s);
+            }
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// Cut a sample to `max_length` tokens; `None` when it must be dropped.
+fn fit(mut s: Sample, max_length: usize, how: Truncation) -> (Option<Sample>, bool) {
+    if max_length == 0 || s.input_ids.len() <= max_length {
+        return (Some(s), false);
+    }
+    match how {
+        Truncation::Delete => return (None, false),
+        Truncation::Left => {
+            let cut = s.input_ids.len() - max_length;
+            s.input_ids.drain(..cut);
+            s.labels.drain(..cut);
+        }
+        Truncation::Right => {
+            s.input_ids.truncate(max_length);
+            s.labels.truncate(max_length);
+        }
+    }
+    if s.trained_tokens() == 0 {
+        (None, false)
+    } else {
+        (Some(s), true)
+    }
+}
+
+/// Read every file of a dataset into conversations (bad rows counted or
+/// reported), dropping empty answers and counting duplicates.
+fn read_conversations(
+    spec: &DatasetSpec,
+    want: &str,
+    opts: &SftOptions,
+    seen: &mut HashSet<String>,
+    report: &mut SourceReport,
+) -> Result<Vec<(Loc, Conversation)>> {
+    let (files, registry_columns) = resolve_files(spec, want)?;
+    let mut columns = registry_columns;
+    columns.retain(|k, v| k != v);
+    columns.extend(opts.columns.clone());
+    let mut formats_seen = BTreeSet::new();
+    let mut layouts_seen: BTreeMap<Layout, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for file in &files {
+        let format = Format::of(file).context("unknown format")?;
+        formats_seen.insert(format.name());
+        let rows = formats::read_as(file, format)?;
+        report.rows += rows.rows.len() + rows.bad.len();
+        if let Some(bad) = rows.bad.first() {
+            if !opts.skip_bad_rows {
+                bail!("{bad}\n{SKIP_HINT}");
+            }
+            report.malformed += rows.bad.len();
+        }
+        for row in rows.rows {
+            let renamed = layouts::rename_columns(&row.value, &columns);
+            let conv = match layouts::to_conversation(&renamed, opts.system.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    if opts.skip_bad_rows {
+                        report.malformed += 1;
+                        continue;
+                    }
+                    bail!("{}: {e}\n{SKIP_HINT}", row.loc);
+                }
+            };
+            if conv.has_empty_answer() {
+                report.empty_answer += 1;
+                continue;
+            }
+            let key = serde_json::to_string(&conv.messages)?;
+            if !seen.insert(key) {
+                report.duplicates += 1;
+                if opts.dedup {
+                    continue;
+                }
+            }
+            *layouts_seen.entry(conv.layout).or_default() += 1;
+            out.push((row.loc, conv));
+        }
+    }
+    report.format = formats_seen.into_iter().collect::<Vec<_>>().join("+");
+    report.layout = layouts_seen
+        .keys()
+        .map(|l| l.name())
+        .collect::<Vec<_>>()
+        .join("+");
+    Ok(out)
+}
+
+/// Load one split's datasets into samples.
+fn load_split(
+    specs: &[DatasetSpec],
+    split: &str,
+    tok: &Tokenizer,
+    opts: &SftOptions,
+    progress: &dyn Progress,
+    reports: &mut Vec<SourceReport>,
+) -> Result<(Vec<Sample>, usize)> {
+    use rayon::prelude::*;
+    let want = if split == "train" {
+        "train"
+    } else {
+        "validation"
+    };
+    let markers = render::end_markers(tok);
+    let mut seen = HashSet::new();
+    let mut samples = Vec::new();
+    for (si, spec) in specs.iter().enumerate() {
+        let mut report = SourceReport {
+            path: spec.to_string(),
+            split: split.to_string(),
+            ..Default::default()
+        };
+        let convs = read_conversations(spec, want, opts, &mut seen, &mut report)
+            .with_context(|| format!("loading dataset `{spec}`"))?;
+        let picked: Vec<&(Loc, Conversation)> = match spec.sample {
+            Some(n) => sample_indices(
+                convs.len(),
+                n,
+                opts.seed ^ (si as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
+            .into_iter()
+            .map(|i| &convs[i])
+            .collect(),
+            None => convs.iter().collect(),
+        };
+        progress.start(&format!("tokenizing {spec}"), Some(picked.len() as u64));
+        let encoded: Vec<Result<Sample>> = picked
+            .par_iter()
+            .map(|(_, c)| {
+                let r = render::encode_conversation(
+                    tok,
+                    &c.messages,
+                    opts.loss_on_all_tokens,
+                    &markers,
+                );
+                progress.inc(1);
+                r
+            })
+            .collect();
+        progress.finish();
+        for ((loc, _), r) in picked.iter().zip(encoded) {
+            let s = match r {
+                Ok(s) => s,
+                Err(e) => {
+                    if opts.skip_bad_rows {
+                        report.malformed += 1;
+                        continue;
+                    }
+                    bail!("{loc}: {e:#}\n{SKIP_HINT}");
+                }
+            };
+            match fit(s, opts.max_length, opts.truncation) {
+                (Some(s), cut) => {
+                    report.truncated += cut as usize;
+                    report.kept += 1;
+                    samples.push(s);
+                }
+                (None, _) => report.over_length += 1,
+            }
+        }
+        reports.push(report);
+    }
+    let dups = reports
+        .iter()
+        .filter(|r| r.split == split)
+        .map(|r| r.duplicates)
+        .sum();
+    Ok((samples, dups))
+}
+
+fn why_empty(reports: &[SourceReport], split: &str, opts: &SftOptions) -> String {
+    let sum = |f: fn(&SourceReport) -> usize| -> usize {
+        reports.iter().filter(|r| r.split == split).map(f).sum()
+    };
+    let mut parts = vec![format!("{} rows read", sum(|r| r.rows))];
+    for (n, what) in [
+        (sum(|r| r.malformed), "malformed"),
+        (sum(|r| r.empty_answer), "with an empty answer"),
+        (sum(|r| r.over_length), "over --max-length"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    if opts.dedup {
+        parts.push(format!("{} duplicates removed", sum(|r| r.duplicates)));
+    }
+    parts.join(", ")
+}
+
 /// Load, render through the chat template, tokenize, mask, filter, split.
 pub fn load_sft(
-    _train: &[DatasetSpec],
-    _val: &[DatasetSpec],
-    _tok: &Tokenizer,
-    _opts: &SftOptions,
-    _progress: &dyn Progress,
+    train: &[DatasetSpec],
+    val: &[DatasetSpec],
+    tok: &Tokenizer,
+    opts: &SftOptions,
+    progress: &dyn Progress,
 ) -> Result<SftData> {
-    bail!("dataset loading is being written (src/data)")
+    if train.is_empty() {
+        bail!("no training dataset given (--dataset)");
+    }
+    if tok.template().is_none() {
+        bail!(
+            "the model's tokenizer has no chat template, so conversations cannot be rendered; \
+             choose a built-in one ({})",
+            crate::tokenizer::ChatTemplate::builtin_names().join(", ")
+        );
+    }
+    if opts.packing && opts.max_length == 0 {
+        bail!("packing needs a --max-length to pack into");
+    }
+    if !(0.0..1.0).contains(&opts.split_ratio) {
+        bail!(
+            "the validation split ratio must be in [0, 1), got {}",
+            opts.split_ratio
+        );
+    }
+    let mut reports = Vec::new();
+    let (mut train_samples, duplicates) =
+        load_split(train, "train", tok, opts, progress, &mut reports)?;
+    if train_samples.is_empty() {
+        bail!(
+            "the training data is empty after filtering ({})",
+            why_empty(&reports, "train", opts)
+        );
+    }
+    let mut val_samples = Vec::new();
+    if !val.is_empty() {
+        val_samples = load_split(val, "val", tok, opts, progress, &mut reports)?.0;
+        if val_samples.is_empty() {
+            bail!(
+                "the validation data is empty after filtering ({})",
+                why_empty(&reports, "val", opts)
+            );
+        }
+    } else if opts.split_ratio > 0.0 && train_samples.len() > 1 {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let n = train_samples.len();
+        let n_val = ((n as f64 * opts.split_ratio).ceil() as usize).clamp(1, n - 1);
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(opts.seed));
+        let mut is_val = vec![false; n];
+        for &i in &idx[..n_val] {
+            is_val[i] = true;
+        }
+        let all = std::mem::take(&mut train_samples);
+        for (s, v) in all.into_iter().zip(is_val) {
+            if v {
+                val_samples.push(s);
+            } else {
+                train_samples.push(s);
+            }
+        }
+    }
+
+    let mut lengths: Vec<usize> = train_samples
+        .iter()
+        .chain(&val_samples)
+        .map(|s| s.input_ids.len())
+        .collect();
+    lengths.sort_unstable();
+    let report_template = match tok.template().and_then(|t| t.name()) {
+        Some(n) => n.to_string(),
+        None => "model".to_string(),
+    };
+    let mut report = DataReport {
+        sources: reports,
+        duplicates,
+        duplicates_removed: opts.dedup,
+        train_rows: train_samples.len(),
+        val_rows: val_samples.len(),
+        max_length: opts.max_length,
+        length_min: lengths.first().copied().unwrap_or(0),
+        length_median: report::percentile(&lengths, 0.5),
+        length_p95: report::percentile(&lengths, 0.95),
+        length_max: lengths.last().copied().unwrap_or(0),
+        packing: opts.packing,
+        template: report_template,
+        ..Default::default()
+    };
+    if opts.packing {
+        train_samples = pack(train_samples, opts.max_length);
+        val_samples = pack(val_samples, opts.max_length);
+    }
+    report.train_sequences = train_samples.len();
+    report.val_sequences = val_samples.len();
+    Ok(SftData {
+        train: train_samples,
+        val: val_samples,
+        report,
+    })
 }
+
+#[cfg(test)]
+mod tests;
