@@ -141,7 +141,7 @@ fn load_counts_duplicates_empty_answers_and_splits() {
     text.push_str("{\"query\": \"q\", \"response\": \" \"}\n");
     let spec = write(dir.path(), "d.jsonl", &text);
     let tok = tiny_tokenizer();
-    let d = load_sft(&[spec.clone()], &[], &tok, &opts(), &NoProgress).unwrap();
+    let d = load_sft(std::slice::from_ref(&spec), &[], &tok, &opts(), &NoProgress).unwrap();
     assert_eq!(d.report.duplicates, 2);
     assert!(!d.report.duplicates_removed);
     assert_eq!(d.train.len(), 22);
@@ -158,11 +158,11 @@ fn load_counts_duplicates_empty_answers_and_splits() {
         split_ratio: 0.1,
         ..opts()
     };
-    let d = load_sft(&[spec.clone()], &[], &tok, &o, &NoProgress).unwrap();
+    let d = load_sft(std::slice::from_ref(&spec), &[], &tok, &o, &NoProgress).unwrap();
     assert!(d.report.duplicates_removed);
     assert_eq!((d.train.len(), d.val.len()), (18, 2));
     assert_eq!((d.report.train_rows, d.report.val_rows), (18, 2));
-    let again = load_sft(&[spec.clone()], &[], &tok, &o, &NoProgress).unwrap();
+    let again = load_sft(std::slice::from_ref(&spec), &[], &tok, &o, &NoProgress).unwrap();
     assert_eq!(d.val, again.val, "the split is deterministic");
     let other = load_sft(
         &[spec],
@@ -187,7 +187,7 @@ fn lengths_max_length_and_packing_in_the_report() {
     }
     let spec = write(dir.path(), "a.jsonl", &text);
     let tok = tiny_tokenizer();
-    let d = load_sft(&[spec.clone()], &[], &tok, &opts(), &NoProgress).unwrap();
+    let d = load_sft(std::slice::from_ref(&spec), &[], &tok, &opts(), &NoProgress).unwrap();
     let base = d.report.length_min; // the 5-character answer
     assert_eq!(d.report.length_max, base + 45);
     assert_eq!(d.report.length_median, base + 20);
@@ -195,7 +195,7 @@ fn lengths_max_length_and_packing_in_the_report() {
         max_length: base + 20,
         ..opts()
     };
-    let d = load_sft(&[spec.clone()], &[], &tok, &o, &NoProgress).unwrap();
+    let d = load_sft(std::slice::from_ref(&spec), &[], &tok, &o, &NoProgress).unwrap();
     assert_eq!(d.train.len(), 5);
     assert_eq!(d.report.sources[0].over_length, 5);
     let o = SftOptions {
@@ -203,7 +203,7 @@ fn lengths_max_length_and_packing_in_the_report() {
         truncation: Truncation::Right,
         ..opts()
     };
-    let d = load_sft(&[spec.clone()], &[], &tok, &o, &NoProgress).unwrap();
+    let d = load_sft(std::slice::from_ref(&spec), &[], &tok, &o, &NoProgress).unwrap();
     assert_eq!(d.train.len(), 10);
     assert_eq!(d.report.sources[0].truncated, 5);
     assert!(d.train.iter().all(|s| s.input_ids.len() <= base + 20));
@@ -231,7 +231,7 @@ fn bad_rows_fail_or_are_counted_and_empty_data_is_an_error() {
         "{\"query\": \"q\", \"response\": \"r\"}\n{\"query\": \"q\", \"response\": [5]}\nnot json\n",
     );
     let tok = tiny_tokenizer();
-    let e = load_sft(&[spec.clone()], &[], &tok, &opts(), &NoProgress).unwrap_err();
+    let e = load_sft(std::slice::from_ref(&spec), &[], &tok, &opts(), &NoProgress).unwrap_err();
     let msg = format!("{e:#}");
     assert!(
         msg.contains("b.jsonl line 3") && msg.contains("not valid JSON"),
@@ -307,7 +307,8 @@ fn folders_read_every_file_and_prefer_the_train_split() {
         path: sub.clone(),
         sample: None,
     };
-    let d = load_sft(&[spec.clone()], &[spec], &tok, &opts(), &NoProgress).unwrap();
+    let both = std::slice::from_ref(&spec);
+    let d = load_sft(both, both, &tok, &opts(), &NoProgress).unwrap();
     assert_eq!((d.train.len(), d.val.len()), (1, 2));
     assert_eq!(d.report.sources[1].split, "val");
     assert_eq!(d.report.sources[1].format, "csv");
