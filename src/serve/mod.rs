@@ -271,6 +271,9 @@ async fn health(State(st): State<Arc<AppState>>) -> Response {
         "running": s.running.load(std::sync::atomic::Ordering::SeqCst),
         "waiting": s.waiting.load(std::sync::atomic::Ordering::SeqCst),
         "generated_tokens": s.generated_tokens.load(std::sync::atomic::Ordering::Relaxed),
+        "finished_sequences": s.finished_sequences.load(std::sync::atomic::Ordering::Relaxed),
+        "cancelled_sequences": s.cancelled_sequences.load(std::sync::atomic::Ordering::Relaxed),
+        "peak_running": s.peak_running.load(std::sync::atomic::Ordering::Relaxed),
     });
     let code = if closing {
         StatusCode::SERVICE_UNAVAILABLE

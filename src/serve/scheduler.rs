@@ -78,6 +78,8 @@ pub enum Event {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub running: AtomicUsize,
+    /// The most sequences that ever ran in one step.
+    pub peak_running: AtomicUsize,
     pub waiting: AtomicUsize,
     pub steps: AtomicU64,
     pub generated_tokens: AtomicU64,
@@ -375,6 +377,9 @@ fn run(
             }
             true
         });
+        stats
+            .peak_running
+            .fetch_max(running.len(), Ordering::Relaxed);
         // One forward per model over its sequences that need one.
         for (mi, model) in models.iter().enumerate() {
             let mut group: Vec<&mut Running<'_>> = running

@@ -1,0 +1,276 @@
+//! Shared by the `serve_*` tests: start the real binary on a free loopback
+//! port, talk HTTP to it, read SSE streams, write tiny adapters.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use serde_json::Value;
+
+/// The SmolLM2 test model (fails with the fix when it is missing).
+pub fn smollm() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.exists(),
+        "{} is missing: run fixtures/fetch-smollm2.sh",
+        p.display()
+    );
+    p
+}
+
+/// A running `swift infer --serve`.
+pub struct Server {
+    pub child: Option<Child>,
+    pub url: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    /// Start on `--port 0` and wait for the `listening on` line.
+    pub fn start(model: &Path, extra: &[&str]) -> Server {
+        Self::start_env(model, extra, &[])
+    }
+
+    pub fn start_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swift"));
+        cmd.args(["infer", "--model"])
+            .arg(model)
+            .args(["--serve", "--port", "0"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env_remove("SWIFT_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting swift");
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(u) = line.strip_prefix("listening on ") {
+                url = Some(u.trim().to_string());
+                break;
+            }
+        }
+        let Some(url) = url else {
+            let status = child.wait().unwrap();
+            let err = stderr.join().unwrap();
+            panic!("the server did not start ({status}): {err}");
+        };
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child: Some(child),
+            url,
+            stderr: Some(stderr),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Send a signal (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Wait for the process to end; its status and stderr.
+    pub fn wait(&mut self) -> (ExitStatus, String) {
+        let status = self.child.take().unwrap().wait().unwrap();
+        let err = self.stderr.take().unwrap().join().unwrap();
+        (status, err)
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::get(format!("{}{path}", self.url)).await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client()
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST raw bytes with extra headers.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut rb = self
+            .client()
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST a streaming request and read every SSE `data:` payload to the end.
+    pub async fn stream(&self, path: &str, body: &Value) -> Vec<String> {
+        let r = self
+            .client()
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        let text = r.text().await.unwrap();
+        sse_data(&text)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+/// The chunks of a stream as JSON (without the final `[DONE]`, which must be last).
+pub fn chunks(data: &[String]) -> Vec<Value> {
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+        .collect()
+}
+
+/// Chat stream: the concatenated content of choice `index`.
+pub fn chat_text(chunks: &[Value], index: u64) -> String {
+    chunks
+        .iter()
+        .flat_map(|c| c["choices"].as_array().cloned().unwrap_or_default())
+        .filter(|ch| ch["index"] == index)
+        .filter_map(|ch| ch["delta"]["content"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Completion stream: the concatenated text of choice `index`.
+pub fn completion_text(chunks: &[Value], index: u64) -> String {
+    chunks
+        .iter()
+        .flat_map(|c| c["choices"].as_array().cloned().unwrap_or_default())
+        .filter(|ch| ch["index"] == index)
+        .filter_map(|ch| ch["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The finish_reason of choice `index` in a stream.
+pub fn stream_finish(chunks: &[Value], index: u64) -> Option<String> {
+    chunks
+        .iter()
+        .flat_map(|c| c["choices"].as_array().cloned().unwrap_or_default())
+        .filter(|ch| ch["index"] == index)
+        .find_map(|ch| ch["finish_reason"].as_str().map(str::to_string))
+}
+
+/// A PEFT adapter (q/v/down projections, rank 2, non-zero B) for a loaded model.
+pub fn write_adapter(m: &swift::model::Model, dir: &Path, seed: u64) {
+    use candle_core::{Device, Tensor};
+    use swift::model::export::{write_safetensors, RawTensor};
+    std::fs::create_dir_all(dir).unwrap();
+    let r = 2;
+    let mut s = seed;
+    let mut rnd = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+            })
+            .collect()
+    };
+    let mut ts = Vec::new();
+    for (i, layer) in m.layers.iter().enumerate() {
+        for (group, module) in [
+            ("self_attn", "q_proj"),
+            ("self_attn", "v_proj"),
+            ("mlp", "down_proj"),
+        ] {
+            let l = layer.linear(module).unwrap();
+            let a = Tensor::from_vec(rnd(r * l.in_features()), (r, l.in_features()), &Device::Cpu)
+                .unwrap();
+            let b = Tensor::from_vec(
+                rnd(r * l.out_features()),
+                (l.out_features(), r),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let p = format!("base_model.model.model.layers.{i}.{group}.{module}");
+            ts.push(RawTensor::f32(&format!("{p}.lora_A.weight"), &a).unwrap());
+            ts.push(RawTensor::f32(&format!("{p}.lora_B.weight"), &b).unwrap());
+        }
+    }
+    write_safetensors(&dir.join("adapter_model.safetensors"), &ts).unwrap();
+    let cfg = serde_json::json!({"peft_type": "LORA", "r": r, "lora_alpha": 8, "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "v_proj", "down_proj"], "use_rslora": false, "bias": "none"});
+    std::fs::write(dir.join("adapter_config.json"), cfg.to_string()).unwrap();
+}
+
+/// `swift infer --json` (the terminal path) for comparison.
+pub fn infer_json(model: &Path, args: &[&str]) -> Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
+        .args(["infer", "--model"])
+        .arg(model)
+        .args(args)
+        .arg("--json")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "swift infer failed: {err}");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
+}
