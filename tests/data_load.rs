@@ -186,7 +186,7 @@ fn a_folder_of_mixed_formats_and_a_default_system_prompt() {
     assert_eq!(d.train.len(), 8);
     let src = &d.report.sources[0];
     assert_eq!(src.format, "csv+json+parquet");
-    assert_eq!(src.layout, "messages+sharegpt+alpaca");
+    assert_eq!(src.layout, "alpaca+messages+sharegpt");
     let text = tok.decode(&d.train[0].input_ids, false).unwrap();
     assert!(
         text.starts_with("<|im_start|>system\nBe kind.<|im_end|>"),

@@ -64,7 +64,7 @@ impl fmt::Display for FieldError {
     }
 }
 
-fn ferr(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+pub(crate) fn ferr(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.into(),
         message: message.into(),
@@ -250,7 +250,7 @@ fn content_of(v: Option<&Value>, field: &str) -> Result<String, FieldError> {
     }
 }
 
-fn turns(row: &Map<String, Value>, key: &str) -> Result<Vec<Message>, FieldError> {
+pub(crate) fn turns(row: &Map<String, Value>, key: &str) -> Result<Vec<Message>, FieldError> {
     let mut buf = None;
     let list = as_list(&row[key], key, &mut buf)?;
     if list.is_empty() {
@@ -304,7 +304,7 @@ fn turns(row: &Map<String, Value>, key: &str) -> Result<Vec<Message>, FieldError
     Ok(out)
 }
 
-fn required_string(row: &Map<String, Value>, key: &str) -> Result<String, FieldError> {
+pub(crate) fn required_string(row: &Map<String, Value>, key: &str) -> Result<String, FieldError> {
     match row.get(key) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
@@ -316,7 +316,10 @@ fn required_string(row: &Map<String, Value>, key: &str) -> Result<String, FieldE
     }
 }
 
-fn optional_string(row: &Map<String, Value>, key: &str) -> Result<Option<String>, FieldError> {
+pub(crate) fn optional_string(
+    row: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, FieldError> {
     match row.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => required_string(row, key).map(Some),
@@ -348,7 +351,7 @@ fn first_present<'a>(row: &Map<String, Value>, keys: &[&'a str]) -> &'a str {
         .unwrap_or(keys[0])
 }
 
-fn query_response(row: &Map<String, Value>) -> Result<Vec<Message>, FieldError> {
+pub(crate) fn query_response(row: &Map<String, Value>) -> Result<Vec<Message>, FieldError> {
     let qk = first_present(row, &["query", "prompt", "question"]);
     let rk = first_present(row, &["response", "completion", "answer"]);
     let query = required_string(row, qk)?;

@@ -44,6 +44,7 @@
 
 pub mod formats;
 pub mod layouts;
+pub mod preference;
 pub mod render;
 pub mod report;
 #[doc(hidden)]
@@ -56,7 +57,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use formats::{Format, Loc};
-use layouts::{Conversation, Layout};
+use layouts::Conversation;
+pub use preference::{load_preferences, PreferenceData, PreferenceSample};
 
 /// The label value the loss ignores (PyTorch's `ignore_index`).
 pub const IGNORE: i64 = -100;
@@ -401,21 +403,38 @@ fn fit(mut s: Sample, max_length: usize, how: Truncation) -> (Option<Sample>, bo
     }
 }
 
-/// Read every file of a dataset into conversations (bad rows counted or
-/// reported), dropping empty answers and counting duplicates.
-fn read_conversations(
+/// What the pipeline needs to know about a converted row.
+pub(crate) struct RowInfo {
+    /// The layout's name, for the report.
+    pub layout: &'static str,
+    /// An answer is empty (the row is dropped and counted).
+    pub empty_answer: bool,
+    /// Equal keys mean exact duplicates.
+    pub key: String,
+}
+
+/// Turns a row (columns already renamed) into an item to tokenize.
+pub(crate) type Convert<'a, T> = dyn Fn(
+        &serde_json::Map<String, serde_json::Value>,
+    ) -> std::result::Result<(T, RowInfo), layouts::FieldError>
+    + 'a;
+
+/// Read every file of a dataset into items (bad rows counted or reported),
+/// dropping empty answers and counting duplicates.
+fn read_items<T>(
     spec: &DatasetSpec,
     want: &str,
     opts: &SftOptions,
     seen: &mut HashSet<String>,
     report: &mut SourceReport,
-) -> Result<Vec<(Loc, Conversation)>> {
+    convert: &Convert<'_, T>,
+) -> Result<Vec<(Loc, T)>> {
     let (files, registry_columns) = resolve_files(spec, want)?;
     let mut columns = registry_columns;
     columns.retain(|k, v| k != v);
     columns.extend(opts.columns.clone());
     let mut formats_seen = BTreeSet::new();
-    let mut layouts_seen: BTreeMap<Layout, usize> = BTreeMap::new();
+    let mut layouts_seen: Vec<&'static str> = Vec::new();
     let mut out = Vec::new();
     for file in &files {
         let format = Format::of(file).context("unknown format")?;
@@ -430,7 +449,7 @@ fn read_conversations(
         }
         for row in rows.rows {
             let renamed = layouts::rename_columns(&row.value, &columns);
-            let conv = match layouts::to_conversation(&renamed, opts.system.as_deref()) {
+            let (item, info) = match convert(&renamed) {
                 Ok(c) => c,
                 Err(e) => {
                     if opts.skip_bad_rows {
@@ -440,46 +459,46 @@ fn read_conversations(
                     bail!("{}: {e}\n{SKIP_HINT}", row.loc);
                 }
             };
-            if conv.has_empty_answer() {
+            if info.empty_answer {
                 report.empty_answer += 1;
                 continue;
             }
-            let key = serde_json::to_string(&conv.messages)?;
-            if !seen.insert(key) {
+            if !seen.insert(info.key) {
                 report.duplicates += 1;
                 if opts.dedup {
                     continue;
                 }
             }
-            *layouts_seen.entry(conv.layout).or_default() += 1;
-            out.push((row.loc, conv));
+            if !layouts_seen.contains(&info.layout) {
+                layouts_seen.push(info.layout);
+            }
+            out.push((row.loc, item));
         }
     }
     report.format = formats_seen.into_iter().collect::<Vec<_>>().join("+");
-    report.layout = layouts_seen
-        .keys()
-        .map(|l| l.name())
-        .collect::<Vec<_>>()
-        .join("+");
+    report.layout = layouts_seen.join("+");
     Ok(out)
 }
 
-/// Load one split's datasets into samples.
-fn load_split(
+/// Load one split's datasets: read, convert, sample, encode (in parallel),
+/// fit to the length. Returns the samples and the duplicate count.
+#[allow(clippy::too_many_arguments)]
+fn load_split<T: Sync, S: Send>(
     specs: &[DatasetSpec],
     split: &str,
-    tok: &Tokenizer,
     opts: &SftOptions,
     progress: &dyn Progress,
     reports: &mut Vec<SourceReport>,
-) -> Result<(Vec<Sample>, usize)> {
+    convert: &Convert<'_, T>,
+    encode: &(dyn Fn(&T) -> Result<S> + Sync),
+    fit: &dyn Fn(S) -> (Option<S>, bool),
+) -> Result<(Vec<S>, usize)> {
     use rayon::prelude::*;
     let want = if split == "train" {
         "train"
     } else {
         "validation"
     };
-    let markers = render::end_markers(tok);
     let mut seen = HashSet::new();
     let mut samples = Vec::new();
     for (si, spec) in specs.iter().enumerate() {
@@ -488,29 +507,24 @@ fn load_split(
             split: split.to_string(),
             ..Default::default()
         };
-        let convs = read_conversations(spec, want, opts, &mut seen, &mut report)
+        let items = read_items(spec, want, opts, &mut seen, &mut report, convert)
             .with_context(|| format!("loading dataset `{spec}`"))?;
-        let picked: Vec<&(Loc, Conversation)> = match spec.sample {
+        let picked: Vec<&(Loc, T)> = match spec.sample {
             Some(n) => sample_indices(
-                convs.len(),
+                items.len(),
                 n,
                 opts.seed ^ (si as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             )
             .into_iter()
-            .map(|i| &convs[i])
+            .map(|i| &items[i])
             .collect(),
-            None => convs.iter().collect(),
+            None => items.iter().collect(),
         };
         progress.start(&format!("tokenizing {spec}"), Some(picked.len() as u64));
-        let encoded: Vec<Result<Sample>> = picked
+        let encoded: Vec<Result<S>> = picked
             .par_iter()
-            .map(|(_, c)| {
-                let r = render::encode_conversation(
-                    tok,
-                    &c.messages,
-                    opts.loss_on_all_tokens,
-                    &markers,
-                );
+            .map(|(_, item)| {
+                let r = encode(item);
                 progress.inc(1);
                 r
             })
@@ -527,7 +541,7 @@ fn load_split(
                     bail!("{loc}: {e:#}\n{SKIP_HINT}");
                 }
             };
-            match fit(s, opts.max_length, opts.truncation) {
+            match fit(s) {
                 (Some(s), cut) => {
                     report.truncated += cut as usize;
                     report.kept += 1;
@@ -566,14 +580,7 @@ fn why_empty(reports: &[SourceReport], split: &str, opts: &SftOptions) -> String
     parts.join(", ")
 }
 
-/// Load, render through the chat template, tokenize, mask, filter, split.
-pub fn load_sft(
-    train: &[DatasetSpec],
-    val: &[DatasetSpec],
-    tok: &Tokenizer,
-    opts: &SftOptions,
-    progress: &dyn Progress,
-) -> Result<SftData> {
+fn check_common(tok: &Tokenizer, train: &[DatasetSpec], opts: &SftOptions) -> Result<()> {
     if train.is_empty() {
         bail!("no training dataset given (--dataset)");
     }
@@ -584,18 +591,41 @@ pub fn load_sft(
             crate::tokenizer::ChatTemplate::builtin_names().join(", ")
         );
     }
-    if opts.packing && opts.max_length == 0 {
-        bail!("packing needs a --max-length to pack into");
-    }
     if !(0.0..1.0).contains(&opts.split_ratio) {
         bail!(
             "the validation split ratio must be in [0, 1), got {}",
             opts.split_ratio
         );
     }
+    Ok(())
+}
+
+/// Load both splits through `load_split`, holding out `split_ratio` of the
+/// training rows when no validation dataset is given; fill the report's
+/// counts and length distribution (`len` of each kept sample).
+#[allow(clippy::too_many_arguments)]
+fn load_both<T: Sync, S: Send>(
+    train: &[DatasetSpec],
+    val: &[DatasetSpec],
+    tok: &Tokenizer,
+    opts: &SftOptions,
+    progress: &dyn Progress,
+    convert: &Convert<'_, T>,
+    encode: &(dyn Fn(&T) -> Result<S> + Sync),
+    fit: &dyn Fn(S) -> (Option<S>, bool),
+    len: &dyn Fn(&S) -> usize,
+) -> Result<(Vec<S>, Vec<S>, DataReport)> {
     let mut reports = Vec::new();
-    let (mut train_samples, duplicates) =
-        load_split(train, "train", tok, opts, progress, &mut reports)?;
+    let (mut train_samples, duplicates) = load_split(
+        train,
+        "train",
+        opts,
+        progress,
+        &mut reports,
+        convert,
+        encode,
+        fit,
+    )?;
     if train_samples.is_empty() {
         bail!(
             "the training data is empty after filtering ({})",
@@ -604,7 +634,17 @@ pub fn load_sft(
     }
     let mut val_samples = Vec::new();
     if !val.is_empty() {
-        val_samples = load_split(val, "val", tok, opts, progress, &mut reports)?.0;
+        val_samples = load_split(
+            val,
+            "val",
+            opts,
+            progress,
+            &mut reports,
+            convert,
+            encode,
+            fit,
+        )?
+        .0;
         if val_samples.is_empty() {
             bail!(
                 "the validation data is empty after filtering ({})",
@@ -631,18 +671,13 @@ pub fn load_sft(
             }
         }
     }
-
-    let mut lengths: Vec<usize> = train_samples
-        .iter()
-        .chain(&val_samples)
-        .map(|s| s.input_ids.len())
-        .collect();
+    let mut lengths: Vec<usize> = train_samples.iter().chain(&val_samples).map(len).collect();
     lengths.sort_unstable();
-    let report_template = match tok.template().and_then(|t| t.name()) {
+    let template = match tok.template().and_then(|t| t.name()) {
         Some(n) => n.to_string(),
         None => "model".to_string(),
     };
-    let mut report = DataReport {
+    let report = DataReport {
         sources: reports,
         duplicates,
         duplicates_removed: opts.dedup,
@@ -653,13 +688,56 @@ pub fn load_sft(
         length_median: report::percentile(&lengths, 0.5),
         length_p95: report::percentile(&lengths, 0.95),
         length_max: lengths.last().copied().unwrap_or(0),
-        packing: opts.packing,
-        template: report_template,
-        ..Default::default()
+        packing: false,
+        train_sequences: train_samples.len(),
+        val_sequences: val_samples.len(),
+        template,
     };
+    Ok((train_samples, val_samples, report))
+}
+
+/// Load, render through the chat template, tokenize, mask, filter, split.
+pub fn load_sft(
+    train: &[DatasetSpec],
+    val: &[DatasetSpec],
+    tok: &Tokenizer,
+    opts: &SftOptions,
+    progress: &dyn Progress,
+) -> Result<SftData> {
+    check_common(tok, train, opts)?;
+    if opts.packing && opts.max_length == 0 {
+        bail!("packing needs a --max-length to pack into");
+    }
+    let markers = render::end_markers(tok);
+    let system = opts.system.as_deref();
+    let convert = |row: &serde_json::Map<String, serde_json::Value>| {
+        let c = layouts::to_conversation(row, system)?;
+        let info = RowInfo {
+            layout: c.layout.name(),
+            empty_answer: c.has_empty_answer(),
+            key: serde_json::to_string(&c.messages).unwrap_or_default(),
+        };
+        Ok((c, info))
+    };
+    let encode = |c: &Conversation| {
+        render::encode_conversation(tok, &c.messages, opts.loss_on_all_tokens, &markers)
+    };
+    let fit_one = |s: Sample| fit(s, opts.max_length, opts.truncation);
+    let (mut train_samples, mut val_samples, mut report) = load_both(
+        train,
+        val,
+        tok,
+        opts,
+        progress,
+        &convert,
+        &encode,
+        &fit_one,
+        &|s: &Sample| s.input_ids.len(),
+    )?;
     if opts.packing {
         train_samples = pack(train_samples, opts.max_length);
         val_samples = pack(val_samples, opts.max_length);
+        report.packing = true;
     }
     report.train_sequences = train_samples.len();
     report.val_sequences = val_samples.len();

@@ -80,6 +80,27 @@ pub fn encode_conversation(
     })
 }
 
+/// Render `prompt` followed by an assistant turn with `completion`, and
+/// split the tokens: the prompt (everything before the answer, generation
+/// prompt included) and the answer through its end-of-turn marker (what the
+/// template writes after the marker is left out).
+pub fn encode_prompt_completion(
+    tok: &Tokenizer,
+    prompt: &[Message],
+    completion: &str,
+    markers: &[String],
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let mut messages = prompt.to_vec();
+    messages.push(Message::assistant(completion));
+    let full = tok.apply_chat_template(&messages, false)?;
+    let ids = tok.encode(&full, false)?;
+    let k = messages.len() - 1;
+    let (start, end) = turn_span(tok, &full, &messages, k, markers)?;
+    let a = token_boundary(tok, &full, start, &ids)?;
+    let b = token_boundary(tok, &full, end, &ids)?.max(a);
+    Ok((ids[..a].to_vec(), ids[a..b].to_vec()))
+}
+
 /// The character span of assistant turn `k` in `full`: its content and the
 /// end-of-turn marker.
 fn turn_span(
