@@ -6,6 +6,7 @@ pub mod download;
 pub mod estimate_vram;
 pub mod finetune;
 pub mod infer;
+pub mod merge;
 
 use std::path::{Path, PathBuf};
 

@@ -606,13 +606,34 @@ impl GgufFile {
     }
 }
 
-/// Write a GGUF v3 file (used by tests and fixture generators). Tensors are
-/// given as (name, ggml dims, type, raw block bytes).
+/// Write a GGUF v3 file held in memory (tests and fixture generators).
+/// Tensors are given as (name, ggml dims, type, raw block bytes).
 pub fn write_gguf(
     path: &Path,
     metadata: &[(String, GgufValue)],
     tensors: &[(String, Vec<u64>, GgmlType, Vec<u8>)],
 ) -> Result<()> {
+    let infos: Vec<(String, Vec<u64>, GgmlType, u64)> = tensors
+        .iter()
+        .map(|(n, d, t, b)| (n.clone(), d.clone(), *t, b.len() as u64))
+        .collect();
+    let (mut out, offsets) = encode_header(metadata, &infos);
+    let base = out.len() as u64;
+    for ((_, _, _, data), off) in tensors.iter().zip(offsets) {
+        out.resize((base + off) as usize, 0);
+        out.extend_from_slice(data);
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The bytes of a GGUF v3 header (magic, metadata, tensor infos, padding to
+/// the default alignment) for tensors given as (name, ggml dims, type, byte
+/// length), and each tensor's offset in the data section that follows. A
+/// writer streams the tensors after it, zero-padding each to its offset.
+pub fn encode_header(
+    metadata: &[(String, GgufValue)],
+    tensors: &[(String, Vec<u64>, GgmlType, u64)],
+) -> (Vec<u8>, Vec<u64>) {
     fn put_str(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(&(s.len() as u64).to_le_bytes());
         out.extend_from_slice(s.as_bytes());
@@ -671,7 +692,7 @@ pub fn write_gguf(
     let align = DEFAULT_ALIGNMENT;
     let mut offset = 0u64;
     let mut offsets = Vec::new();
-    for (name, dims, ty, data) in tensors {
+    for (name, dims, ty, len) in tensors {
         put_str(&mut out, name);
         out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
         for d in dims {
@@ -680,17 +701,12 @@ pub fn write_gguf(
         out.extend_from_slice(&ty.id().to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
         offsets.push(offset);
-        offset = (offset + data.len() as u64).div_ceil(align) * align;
+        offset = (offset + len).div_ceil(align) * align;
     }
     while out.len() as u64 % align != 0 {
         out.push(0);
     }
-    let base = out.len() as u64;
-    for ((_, _, _, data), off) in tensors.iter().zip(offsets) {
-        out.resize((base + off) as usize, 0);
-        out.extend_from_slice(data);
-    }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    (out, offsets)
 }
 
 #[cfg(test)]

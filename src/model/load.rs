@@ -89,38 +89,58 @@ pub fn unpermute_rows(n_head: usize, rows: usize) -> Vec<usize> {
     perm
 }
 
+/// HF tensor names -> GGUF names: whole-model tensors.
+const GGUF_TOP: [(&str, &str); 3] = [
+    ("model.embed_tokens.weight", "token_embd.weight"),
+    ("model.norm.weight", "output_norm.weight"),
+    ("lm_head.weight", "output.weight"),
+];
+
+/// HF tensor names -> GGUF names: per-layer suffixes (`model.layers.N.` /
+/// `blk.N.`).
+const GGUF_LAYER: [(&str, &str); 14] = [
+    ("input_layernorm.weight", "attn_norm.weight"),
+    ("post_attention_layernorm.weight", "ffn_norm.weight"),
+    ("self_attn.q_proj.weight", "attn_q.weight"),
+    ("self_attn.k_proj.weight", "attn_k.weight"),
+    ("self_attn.v_proj.weight", "attn_v.weight"),
+    ("self_attn.o_proj.weight", "attn_output.weight"),
+    ("self_attn.q_proj.bias", "attn_q.bias"),
+    ("self_attn.k_proj.bias", "attn_k.bias"),
+    ("self_attn.v_proj.bias", "attn_v.bias"),
+    ("self_attn.q_norm.weight", "attn_q_norm.weight"),
+    ("self_attn.k_norm.weight", "attn_k_norm.weight"),
+    ("mlp.gate_proj.weight", "ffn_gate.weight"),
+    ("mlp.up_proj.weight", "ffn_up.weight"),
+    ("mlp.down_proj.weight", "ffn_down.weight"),
+];
+
 /// The GGUF name of an HF tensor name.
-fn gguf_name(hf: &str) -> Option<String> {
-    let simple = match hf {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(s) = simple {
-        return Some(s.to_string());
+pub fn gguf_name(hf: &str) -> Option<String> {
+    if let Some((_, g)) = GGUF_TOP.iter().find(|(h, _)| *h == hf) {
+        return Some(g.to_string());
     }
     let rest = hf.strip_prefix("model.layers.")?;
     let (n, rest) = rest.split_once('.')?;
-    let map = [
-        ("input_layernorm.weight", "attn_norm.weight"),
-        ("post_attention_layernorm.weight", "ffn_norm.weight"),
-        ("self_attn.q_proj.weight", "attn_q.weight"),
-        ("self_attn.k_proj.weight", "attn_k.weight"),
-        ("self_attn.v_proj.weight", "attn_v.weight"),
-        ("self_attn.o_proj.weight", "attn_output.weight"),
-        ("self_attn.q_proj.bias", "attn_q.bias"),
-        ("self_attn.k_proj.bias", "attn_k.bias"),
-        ("self_attn.v_proj.bias", "attn_v.bias"),
-        ("self_attn.q_norm.weight", "attn_q_norm.weight"),
-        ("self_attn.k_norm.weight", "attn_k_norm.weight"),
-        ("mlp.gate_proj.weight", "ffn_gate.weight"),
-        ("mlp.up_proj.weight", "ffn_up.weight"),
-        ("mlp.down_proj.weight", "ffn_down.weight"),
-    ];
-    map.iter()
+    GGUF_LAYER
+        .iter()
         .find(|(h, _)| *h == rest)
         .map(|(_, g)| format!("blk.{n}.{g}"))
+}
+
+/// The HF name of a GGUF tensor name (`None` for tensors HF has no
+/// counterpart of, such as `rope_freqs.weight`).
+pub fn hf_name(gguf: &str) -> Option<String> {
+    if let Some((h, _)) = GGUF_TOP.iter().find(|(_, g)| *g == gguf) {
+        return Some(h.to_string());
+    }
+    let rest = gguf.strip_prefix("blk.")?;
+    let (n, rest) = rest.split_once('.')?;
+    n.parse::<usize>().ok()?;
+    GGUF_LAYER
+        .iter()
+        .find(|(_, g)| *g == rest)
+        .map(|(h, _)| format!("model.layers.{n}.{h}"))
 }
 
 impl WeightSource {
@@ -314,5 +334,11 @@ mod tests {
         );
         assert_eq!(gguf_name("lm_head.weight").unwrap(), "output.weight");
         assert!(gguf_name("model.layers.3.foo").is_none());
+        assert_eq!(
+            hf_name("blk.3.ffn_down.weight").unwrap(),
+            "model.layers.3.mlp.down_proj.weight"
+        );
+        assert_eq!(hf_name("output.weight").unwrap(), "lm_head.weight");
+        assert!(hf_name("rope_freqs.weight").is_none());
     }
 }

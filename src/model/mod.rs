@@ -38,6 +38,7 @@ pub mod generate;
 pub mod gguf;
 pub mod linear;
 pub mod load;
+pub mod merge;
 pub mod quant;
 pub mod sampling;
 

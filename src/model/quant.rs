@@ -53,6 +53,81 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// Types [`quantize`] can write.
+pub fn can_quantize(t: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(t, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q8_0)
+}
+
+/// Quantize `x` (a whole number of blocks) into `t`'s block format, bit for
+/// bit as ggml's reference `quantize_row_*_ref` does (round half away from
+/// zero for Q8_0, `trunc(v + 0.5)` for the 4-bit types).
+pub fn quantize(t: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
+    use GgmlType::*;
+    let bs = t.block_size();
+    if x.len() % bs != 0 {
+        bail!(
+            "{} values are not a whole number of {t:?} blocks of {bs}",
+            x.len()
+        );
+    }
+    let mut out = Vec::with_capacity(x.len() / bs * t.type_size());
+    match t {
+        F32 => x
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        F16 => x
+            .iter()
+            .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        BF16 => x
+            .iter()
+            .for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
+        Q8_0 => {
+            for b in x.chunks_exact(32) {
+                let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend(b.iter().map(|v| (v * id).round() as i8 as u8));
+            }
+        }
+        Q4_0 => {
+            for b in x.chunks_exact(32) {
+                // The value of largest magnitude, sign kept.
+                let mut max = 0f32;
+                for &v in b {
+                    if v.abs() > max.abs() {
+                        max = v;
+                    }
+                }
+                let d = max / -8.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                let q = |v: f32| ((v * id + 8.5) as i32).clamp(0, 15) as u8;
+                for j in 0..16 {
+                    out.push(q(b[j]) | (q(b[j + 16]) << 4));
+                }
+            }
+        }
+        Q4_1 => {
+            for b in x.chunks_exact(32) {
+                let min = b.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+                let max = b.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let d = (max - min) / 15.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend_from_slice(&f16::from_f32(min).to_le_bytes());
+                let q = |v: f32| (((v - min) * id + 0.5) as i32).clamp(0, 15) as u8;
+                for j in 0..16 {
+                    out.push(q(b[j]) | (q(b[j + 16]) << 4));
+                }
+            }
+        }
+        other => bail!("writing {other:?} is not supported (q4_0, q4_1, q8_0, f16, bf16, f32)"),
+    }
+    Ok(out)
+}
+
 /// Dequantize one block (`t.type_size()` bytes) into `y` (`t.block_size()` values).
 pub fn dequantize_block(t: GgmlType, b: &[u8], y: &mut [f32]) {
     use GgmlType::*;

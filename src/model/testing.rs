@@ -318,3 +318,73 @@ pub fn write_tiny_model(dir: &Path, arch: &str, seed: u64) -> Result<ModelConfig
     )?;
     Ok(c)
 }
+
+/// Write a random peft LoRA adapter for a model of config `c` into `dir`:
+/// every linear module of every layer (plus `lm_head` when `with_head`),
+/// rank `r`, `lora_alpha` = `alpha`, both A and B non-zero so the adapter
+/// changes the model. `base` goes into `base_model_name_or_path`.
+pub fn write_random_adapter(
+    dir: &Path,
+    c: &ModelConfig,
+    r: usize,
+    alpha: f64,
+    with_head: bool,
+    base: &str,
+    seed: u64,
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut g = Gauss(seed.wrapping_mul(0x2545F4914F6CDD1D).wrapping_add(7));
+    let mut ts = Vec::new();
+    let mut pair = |module: &str, inf: usize, outf: usize, ts: &mut Vec<RawTensor>| {
+        let p = format!("base_model.model.{module}");
+        ts.push(raw(
+            &format!("{p}.lora_A.weight"),
+            &[r, inf],
+            &g.vec(r * inf, 0.3, 0.0),
+            safetensors::Dtype::F32,
+        ));
+        ts.push(raw(
+            &format!("{p}.lora_B.weight"),
+            &[outf, r],
+            &g.vec(outf * r, 0.3, 0.0),
+            safetensors::Dtype::F32,
+        ));
+    };
+    for l in 0..c.num_hidden_layers {
+        for s in c.layer_linears() {
+            let group = if ["gate_proj", "up_proj", "down_proj"].contains(&s.name) {
+                "mlp"
+            } else {
+                "self_attn"
+            };
+            pair(
+                &format!("model.layers.{l}.{group}.{}", s.name),
+                s.in_features,
+                s.out_features,
+                &mut ts,
+            );
+        }
+    }
+    let mut targets: Vec<&str> = super::config::LINEAR_MODULES.to_vec();
+    if with_head {
+        pair("lm_head", c.hidden_size, c.vocab_size, &mut ts);
+        targets.push("lm_head");
+    }
+    write_safetensors(&dir.join("adapter_model.safetensors"), &ts)?;
+    let cfg = json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base,
+        "r": r,
+        "lora_alpha": alpha,
+        "lora_dropout": 0.0,
+        "target_modules": targets,
+        "use_rslora": false,
+        "bias": "none",
+    });
+    std::fs::write(
+        dir.join("adapter_config.json"),
+        serde_json::to_string_pretty(&cfg)?,
+    )?;
+    Ok(())
+}
