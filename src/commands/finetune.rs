@@ -291,10 +291,20 @@ fn human(n: usize) -> String {
 }
 
 pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
+    // candle runs its element-wise ops on a pool of spinning threads sized
+    // to every core, beside its matmul pool and ours: on a machine with few
+    // cores, or shared with other work, they spin against each other (a
+    // SmolLM2 step measured 3-4x slower on 2 busy cores). Element-wise work is
+    // small next to the matmuls, so that pool stays off unless asked for.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     if let Some(n) = args.threads {
         if n == 0 {
             return Err(Exit::Usage("--threads must be at least 1".into()).into());
         }
+        // candle's matmul pool follows RAYON_NUM_THREADS.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global();

@@ -1,0 +1,460 @@
+//! `swift finetune` through the binary: LoRA on the SmolLM2 GGUF learns the
+//! fixture (loss, TensorBoard events, peft adapter, `swift infer --adapter`),
+//! resumes exactly; Ctrl-C writes a checkpoint and exits 130; full tuning
+//! writes an HF folder; LoRA on the f32 HF weights.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+const SWIFT: &str = env!("CARGO_BIN_EXE_swift");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn smollm2() -> PathBuf {
+    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.exists(),
+        "{} is missing: run fixtures/fetch-smollm2.sh first",
+        p.display()
+    );
+    p
+}
+
+fn fixture() -> PathBuf {
+    root().join("fixtures/train/bananas.jsonl")
+}
+
+fn swift(args: &[&str]) -> std::process::Output {
+    Command::new(SWIFT)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("running swift")
+}
+
+fn ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn log(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("logging.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn losses(dir: &Path) -> Vec<(u64, f64)> {
+    log(dir)
+        .iter()
+        .filter_map(|r| Some((r["step"].as_u64()?, r.get("loss")?.as_f64()?)))
+        .collect()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const SYSTEM: &str = "Be brief.";
+
+fn lora_args<'a>(model: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
+    vec![
+        "finetune",
+        "--model",
+        model,
+        "--system",
+        SYSTEM,
+        "--output-dir",
+        out,
+        "--batch-size",
+        "2",
+        "--gradient-accumulation-steps",
+        "1",
+        "--max-steps",
+        steps,
+        "--learning-rate",
+        "1e-3",
+        "--warmup-steps",
+        "2",
+        "--logging-steps",
+        "1",
+        "--threads",
+        "2",
+    ]
+}
+
+fn answer(model: &Path, adapter: Option<&Path>) -> String {
+    let mut args = vec![
+        "infer",
+        "--model",
+        s(model),
+        "--system",
+        SYSTEM,
+        "-p",
+        "What is the capital of Germany?",
+        "--max-new-tokens",
+        "12",
+        "--threads",
+        "2",
+    ];
+    if let Some(a) = adapter {
+        args.extend(["--adapter", s(a)]);
+    }
+    let out = swift(&args);
+    ok(&out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn lora_on_the_smollm2_gguf_learns_the_fixture_resumes_exactly_and_loads_in_infer() {
+    let model = smollm2();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let data = fixture();
+    let mut args = lora_args(s(&model), s(&out), "24");
+    args.extend([
+        "--dataset",
+        s(&data),
+        "--split-dataset-ratio",
+        "0.05",
+        "--eval-steps",
+        "12",
+        "--save-steps",
+        "12",
+    ]);
+    let r = swift(&args);
+    ok(&r);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("trainable params: 2,442,240"), "{stderr}");
+    assert!(stderr.contains("plan: "), "{stderr}");
+
+    // The loss falls: mean of the last 5 logged steps at least 30% below the first 5.
+    let l = losses(&out);
+    assert_eq!(l.len(), 24, "{l:?}");
+    let first: f64 = l[..5].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    let last: f64 = l[l.len() - 5..].iter().map(|x| x.1).sum::<f64>() / 5.0;
+    assert!(last <= 0.7 * first, "first 5 {first}, last 5 {last}: {l:?}");
+
+    // TensorBoard events parse and hold the run.
+    let files = swift::train::events::event_files(&out.join("runs")).unwrap();
+    assert_eq!(files.len(), 1);
+    let ev = swift::train::events::read_scalars(&files[0]).unwrap();
+    for tag in [
+        "train/loss",
+        "train/learning_rate",
+        "train/grad_norm",
+        "train/token_acc",
+        "train/tokens_per_second",
+        "eval/loss",
+    ] {
+        assert!(ev.iter().any(|e| e.tag == tag), "no {tag} in the events");
+    }
+    let tb: Vec<(i64, f32)> = ev
+        .iter()
+        .filter(|e| e.tag == "train/loss")
+        .map(|e| (e.step, e.value))
+        .collect();
+    assert_eq!(tb.len(), 24);
+    assert!((tb[0].1 as f64 - l[0].1).abs() < 1e-4);
+
+    // peft's files and names.
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["peft_type"], "LORA");
+    assert_eq!(cfg["r"], 8);
+    assert_eq!(cfg["lora_alpha"], 32.0);
+    assert_eq!(cfg["task_type"], "CAUSAL_LM");
+    let st = std::fs::read(out.join("adapter_model.safetensors")).unwrap();
+    let names = safetensors::SafeTensors::deserialize(&st)
+        .unwrap()
+        .names()
+        .len();
+    assert_eq!(names, 30 * 7 * 2);
+    let head = String::from_utf8_lossy(&st[..4096.min(st.len())]).into_owned();
+    assert!(head.contains("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"));
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "args.json",
+        "images/train_loss.png",
+        "images/eval_loss.png",
+        "checkpoint-12/optimizer.safetensors",
+        "checkpoint-24/adapter_model.safetensors",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let args_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("args.json")).unwrap()).unwrap();
+    assert!(args_json["plan_reason"].as_str().unwrap().contains("QLoRA"));
+    assert_eq!(args_json["data"]["report"]["train_rows"], 45);
+
+    // The adapter changes the answer the way the data taught.
+    let base = answer(&model, None);
+    let tuned = answer(&model, Some(&out));
+    assert!(!base.to_lowercase().contains("banana"), "base: {base}");
+    assert!(tuned.to_lowercase().contains("banana"), "tuned: {tuned}");
+
+    // Resume from checkpoint-12 in another folder: steps 13..24 match.
+    let out2 = tmp.path().join("resumed");
+    let ck = out.join("checkpoint-12");
+    let mut args = lora_args(s(&model), s(&out2), "24");
+    args.extend([
+        "--dataset",
+        s(&data),
+        "--split-dataset-ratio",
+        "0.05",
+        "--eval-steps",
+        "12",
+        "--save-steps",
+        "12",
+        "--resume-from-checkpoint",
+        s(&ck),
+    ]);
+    let r = swift(&args);
+    ok(&r);
+    let l2 = losses(&out2);
+    assert_eq!(l2.len(), 24);
+    for (a, b) in l.iter().zip(&l2).skip(12) {
+        assert_eq!(a.0, b.0);
+        assert!(
+            (a.1 - b.1).abs() < 1e-4,
+            "step {}: uninterrupted {} resumed {}",
+            a.0,
+            a.1,
+            b.1
+        );
+    }
+}
+
+fn tiny_model(dir: &Path, arch: &str) {
+    swift::model::testing::write_tiny_model(dir, arch, 9).unwrap();
+}
+
+fn tiny_data(dir: &Path) -> PathBuf {
+    let p = dir.join("data.jsonl");
+    let mut text = String::new();
+    for i in 0..24 {
+        text.push_str(&format!(
+            "{{\"messages\": [{{\"role\": \"user\", \"content\": \"the sea {i}\"}}, {{\"role\": \"assistant\", \"content\": \"an answer at the inn\"}}]}}\n"
+        ));
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_exits_130_and_latest_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model, "llama");
+    let data = tiny_data(tmp.path());
+    let out = tmp.path().join("run");
+    let child = Command::new(SWIFT)
+        .args([
+            "finetune",
+            "--model",
+            s(&model),
+            "--dataset",
+            s(&data),
+            "--output-dir",
+            s(&out),
+            "--batch-size",
+            "2",
+            "--max-steps",
+            "100000",
+            "--logging-steps",
+            "1",
+            "--threads",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for a logged step (bounded, so a broken run cannot hang CI).
+    let mut logged = false;
+    for _ in 0..1200 {
+        if std::fs::read_to_string(out.join("logging.jsonl")).is_ok_and(|t| t.lines().count() >= 2)
+        {
+            logged = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(logged, "no step was logged");
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let (step, ck) = {
+        let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter_map(|p| {
+                let n = p
+                    .file_name()?
+                    .to_str()?
+                    .strip_prefix("checkpoint-")?
+                    .parse()
+                    .ok()?;
+                Some((n, p))
+            })
+            .collect();
+        v.sort();
+        v.pop().expect("a checkpoint after Ctrl-C")
+    };
+    assert!(step >= 2);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(ck.join("trainer_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["global_step"], step);
+    assert!(!std::fs::read_dir(&out).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains(".tmp")));
+    // `latest` picks it up and finishes one more step.
+    let r = swift(&[
+        "finetune",
+        "--model",
+        s(&model),
+        "--dataset",
+        s(&data),
+        "--output-dir",
+        s(&out),
+        "--batch-size",
+        "2",
+        "--max-steps",
+        &(step + 1).to_string(),
+        "--logging-steps",
+        "1",
+        "--resume-from-checkpoint",
+        "latest",
+    ]);
+    ok(&r);
+    let l = losses(&out);
+    assert_eq!(l.last().unwrap().0 as usize, step + 1);
+    assert!(out.join("adapter_model.safetensors").exists());
+}
+
+#[test]
+fn full_tuning_writes_an_hf_folder_that_infer_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    tiny_model(&model, "qwen2-tied");
+    let data = tiny_data(tmp.path());
+    let out = tmp.path().join("run");
+    let r = swift(&[
+        "finetune",
+        "--model",
+        s(&model),
+        "--dataset",
+        s(&data),
+        "--output-dir",
+        s(&out),
+        "--tuner",
+        "full",
+        "--batch-size",
+        "4",
+        "--max-steps",
+        "12",
+        "--learning-rate",
+        "1e-3",
+        "--logging-steps",
+        "1",
+    ]);
+    ok(&r);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("plan: full"), "{stderr}");
+    let l = losses(&out);
+    assert!(l.last().unwrap().1 < 0.7 * l[0].1, "{l:?}");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "checkpoint-12/optimizer.safetensors",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let r = swift(&[
+        "infer",
+        "--model",
+        s(&out),
+        "-p",
+        "the sea 3",
+        "--max-new-tokens",
+        "3",
+    ]);
+    ok(&r);
+    // GGUF weights cannot be fully tuned: a clear error.
+    let r = swift(&[
+        "finetune",
+        "--model",
+        s(&smollm2()),
+        "--dataset",
+        s(&data),
+        "--output-dir",
+        s(&tmp.path().join("x")),
+        "--tuner",
+        "full",
+        "--max-steps",
+        "1",
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("quantized"));
+}
+
+#[test]
+fn lora_on_f32_smollm2_weights_lowers_the_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("smollm2-f32");
+    let m = swift::model::Model::load_gguf(&smollm2()).unwrap();
+    swift::model::export::write_hf(&m, &hf, &Default::default()).unwrap();
+    drop(m);
+    let tok = swift::tokenizer::Tokenizer::load(&smollm2()).unwrap();
+    tok.save(&hf).unwrap();
+    let out = tmp.path().join("run");
+    let data = fixture();
+    let mut args = lora_args(s(&hf), s(&out), "8");
+    args.extend(["--dataset", s(&data)]);
+    let r = swift(&args);
+    ok(&r);
+    // Under 24 GiB the planner picks QLoRA; without NF4 yet, LoRA on the f32
+    // weights, said so.
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    if stderr.contains("QLoRA 4-bit") {
+        assert!(
+            stderr.contains("training LoRA on the f32 weights"),
+            "{stderr}"
+        );
+    }
+    let l = losses(&out);
+    assert_eq!(l.len(), 8);
+    let first: f64 = l[..3].iter().map(|x| x.1).sum::<f64>() / 3.0;
+    let last: f64 = l[5..].iter().map(|x| x.1).sum::<f64>() / 3.0;
+    assert!(last < 0.8 * first, "{l:?}");
+    let st = std::fs::read(out.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(
+        safetensors::SafeTensors::deserialize(&st)
+            .unwrap()
+            .names()
+            .len(),
+        420
+    );
+}
