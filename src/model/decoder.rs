@@ -698,6 +698,18 @@ impl Model {
         left_pad: Option<&[usize]>,
         train: bool,
     ) -> Result<Tensor> {
+        let x = self.forward_train_hidden(input_ids, left_pad, train)?;
+        self.lm_head.forward_t(&x, train)
+    }
+
+    /// [`Model::forward_train`] up to the final norm: `[B, T, hidden]`. The
+    /// trainer applies `lm_head` only to the positions that have a label.
+    pub fn forward_train_hidden(
+        &self,
+        input_ids: &Tensor,
+        left_pad: Option<&[usize]>,
+        train: bool,
+    ) -> Result<Tensor> {
         let c = &self.cfg;
         let dev = Device::Cpu;
         let (b, t) = input_ids.dims2()?;
@@ -810,8 +822,7 @@ impl Model {
             let uu = layer.up_proj.forward_t(&hs, train)?;
             x = (x + layer.down_proj.forward_t(&(gg * uu)?, train)?)?;
         }
-        let x = rms_norm(&x, &self.norm, eps)?;
-        self.lm_head.forward_t(&x, train)
+        rms_norm(&x, &self.norm, eps)
     }
 }
 
