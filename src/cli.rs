@@ -72,6 +72,8 @@ pub enum Command {
     /// Fold LoRA adapters into a base model, or convert between HF and GGUF
     #[command(visible_alias = "export")]
     Merge(commands::merge::MergeArgs),
+    /// Measure a model: perplexity, multiple-choice accuracy, exact match
+    Eval(commands::eval::EvalArgs),
     /// Print a shell completion script
     Completions(commands::completions::CompletionsArgs),
 }
@@ -115,6 +117,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::Infer(args) => commands::infer::run(args, printer),
         Command::Finetune(args) => commands::finetune::run(args, printer),
         Command::Merge(args) => commands::merge::run(args, printer),
+        Command::Eval(args) => commands::eval::run(args, printer),
         Command::Completions(args) => commands::completions::run(args, printer),
     }
 }

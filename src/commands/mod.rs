@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod download;
 pub mod estimate_vram;
+pub mod eval;
 pub mod finetune;
 pub mod infer;
 pub mod merge;
