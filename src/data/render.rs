@@ -7,9 +7,10 @@
 //!
 //! 1. the messages before it are rendered with `add_generation_prompt =
 //!    true`; that text must be a prefix of the whole rendering, and where it
-//!    ends the assistant's tokens begin (templates whose generation prompt
-//!    differs from how they write a past turn fall back to finding the turn's
-//!    content after the rendering of the messages before it);
+//!    ends the assistant's tokens begin (templates that write the earlier
+//!    messages differently when more follows, such as Mistral's, which puts
+//!    the system prompt into the last user turn, fall back to finding the
+//!    turn's content after the previous assistant turn);
 //! 2. the turn ends after the first end-of-turn string (the template's stop
 //!    tokens, e.g. `<|im_end|>`, or the eos token) that follows the content,
 //!    so the model learns to stop; what the template writes after it (a
@@ -62,11 +63,13 @@ pub fn encode_conversation(
         });
     }
     let mut labels = vec![IGNORE; ids.len()];
+    let mut prev_end = 0;
     for (k, m) in messages.iter().enumerate() {
         if m.role != "assistant" {
             continue;
         }
-        let (start, end) = turn_span(tok, &full, messages, k, markers)?;
+        let (start, end) = turn_span(tok, &full, messages, k, prev_end, markers)?;
+        prev_end = end;
         let a = token_boundary(tok, &full, start, &ids)?;
         let b = token_boundary(tok, &full, end, &ids)?;
         let b = b.max(a);
@@ -95,7 +98,7 @@ pub fn encode_prompt_completion(
     let full = tok.apply_chat_template(&messages, false)?;
     let ids = tok.encode(&full, false)?;
     let k = messages.len() - 1;
-    let (start, end) = turn_span(tok, &full, &messages, k, markers)?;
+    let (start, end) = turn_span(tok, &full, &messages, k, 0, markers)?;
     let a = token_boundary(tok, &full, start, &ids)?;
     let b = token_boundary(tok, &full, end, &ids)?.max(a);
     Ok((ids[..a].to_vec(), ids[a..b].to_vec()))
@@ -108,34 +111,33 @@ fn turn_span(
     full: &str,
     messages: &[Message],
     k: usize,
+    from: usize,
     markers: &[String],
 ) -> Result<(usize, usize)> {
     let content = messages[k].content.trim();
-    let prompt = tok.apply_chat_template(&messages[..k], true)?;
-    let start = if full.starts_with(&prompt) {
-        prompt.len()
-    } else {
-        // The generation prompt is not how the template writes a past turn
-        // (e.g. it opens an empty thinking block): find the content after
-        // the rendering of the messages before the turn.
-        let before = if k == 0 {
-            String::new()
-        } else {
-            tok.apply_chat_template(&messages[..k], false)?
-        };
-        match full.strip_prefix(before.as_str()).and_then(|rest| {
-            if content.is_empty() {
+    let prompt = tok.apply_chat_template(&messages[..k], true);
+    let start = match prompt {
+        Ok(p) if full.starts_with(&p) && p.len() >= from => p.len(),
+        _ => {
+            // The template writes the conversation before this turn
+            // differently when more follows (Mistral moves the system prompt
+            // into the last user turn; some open a thinking block in the
+            // generation prompt): find the turn's content after the previous
+            // turn instead.
+            let rest = &full[from..];
+            let found = if content.is_empty() {
                 None
+            } else if k + 1 == messages.len() {
+                rest.rfind(content)
             } else {
                 rest.find(content)
+            };
+            match found {
+                Some(off) => from + off,
+                None => bail!(
+                    "cannot find assistant turn {k} in the conversation as the chat template                      renders it, so the assistant's tokens cannot be told apart; use another                      template or train on all tokens"
+                ),
             }
-        }) {
-            Some(off) => before.len() + off,
-            None => bail!(
-                "the chat template writes the conversation before assistant turn {k} differently \
-                 when it is followed by more turns, so the assistant's tokens cannot be told \
-                 apart; use another template or train on all tokens"
-            ),
         }
     };
     let upto = tok.apply_chat_template(&messages[..=k], false)?;

@@ -313,3 +313,73 @@ fn folders_read_every_file_and_prefer_the_train_split() {
     assert_eq!(d.report.sources[1].split, "val");
     assert_eq!(d.report.sources[1].format, "csv");
 }
+
+/// The trained stretches of a sample, decoded.
+fn trained_runs(tok: &Tokenizer, s: &Sample) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut cur: Vec<u32> = Vec::new();
+    for (&id, &l) in s.input_ids.iter().zip(&s.labels) {
+        if l == IGNORE {
+            if !cur.is_empty() {
+                runs.push(tok.decode(&cur, false).unwrap());
+                cur.clear();
+            }
+        } else {
+            cur.push(id);
+        }
+    }
+    if !cur.is_empty() {
+        runs.push(tok.decode(&cur, false).unwrap());
+    }
+    runs
+}
+
+#[test]
+fn every_builtin_template_trains_answers_through_their_end_marker() {
+    let msgs = [
+        Message::system("S"),
+        Message::user("Q1"),
+        Message::assistant("A1"),
+        Message::user("Q2"),
+        Message::assistant("A2"),
+    ];
+    // The tiny tokenizer's eos token is <|im_end|>.
+    let cases: &[(&str, [&str; 2])] = &[
+        ("chatml", ["A1<|im_end|>", "A2<|im_end|>"]),
+        ("llama2", [" A1 <|im_end|>", " A2 <|im_end|>"]),
+        ("llama3", ["A1<|eot_id|>", "A2<|eot_id|>"]),
+        // Mistral puts the system prompt into the last message when it is a
+        // user turn, so no prefix renders as the whole conversation does:
+        // the answers are found by their content.
+        ("mistral", ["A1<|im_end|>", "A2<|im_end|>"]),
+        ("qwen", ["A1<|im_end|>", "A2<|im_end|>"]),
+        // Qwen3 writes an (empty) thinking block into the answer after the
+        // last user turn: the model is to generate it, so it is trained.
+        (
+            "qwen3",
+            ["A1<|im_end|>", "<think>\n\n</think>\n\nA2<|im_end|>"],
+        ),
+        ("gemma", ["A1<end_of_turn>", "A2<end_of_turn>"]),
+        ("phi3", ["A1<|end|>", "A2<|end|>"]),
+        ("alpaca", ["A1<|im_end|>", "A2<|im_end|>"]),
+        // No end marker at all: the turn as written.
+        ("plain", ["\n\nA1", "\n\nA2"]),
+    ];
+    for (name, want) in cases {
+        let mut tok = tiny_tokenizer();
+        tok.use_builtin_template(name).unwrap();
+        let markers = render::end_markers(&tok);
+        let s = render::encode_conversation(&tok, &msgs, false, &markers)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        // Whitespace is compared loosely: the gemma template writes
+        // indentation around the content.
+        let squash = |t: &str| t.split_whitespace().collect::<String>();
+        let got: Vec<String> = trained_runs(&tok, &s).iter().map(|t| squash(t)).collect();
+        let want: Vec<String> = want.iter().map(|t| squash(t)).collect();
+        assert_eq!(got, want, "{name}");
+        // Preference triples split at the same place.
+        let (p, a) = render::encode_prompt_completion(&tok, &msgs[..4], "A2", &markers).unwrap();
+        assert_eq!(squash(&tok.decode(&a, false).unwrap()), want[1], "{name}");
+        assert_eq!(&s.input_ids[..p.len()], &p[..], "{name}");
+    }
+}
