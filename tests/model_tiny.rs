@@ -316,3 +316,41 @@ fn bad_inputs_are_clear_errors() {
     let e = Model::load(d2.path(), &LoadOptions::default()).unwrap_err();
     assert!(format!("{e:#}").contains("safetensors"), "{e:#}");
 }
+
+/// QLoRA's frozen base: the decoder layers' linears quantized to NF4 (or
+/// Q8_0) at load, embeddings and head kept; the model still computes nearly
+/// what the f32 one does.
+#[test]
+fn quantized_at_load_stays_close_to_f32() {
+    use swift::model::gguf::GgmlType;
+    use swift::model::linear::Linear;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = swift::model::testing::write_tiny_model(dir.path(), "llama", 21).unwrap();
+    let ids: Vec<u32> = (0..24).map(|i| (i * 37 % 300) as u32 + 3).collect();
+    let f32m = Model::load(dir.path(), &LoadOptions::default()).unwrap();
+    let want = f32m.token_logprobs(&ids).unwrap();
+    for (t, tol) in [(GgmlType::NF4, 1.0f32), (GgmlType::Q8_0, 0.05)] {
+        let m = Model::load_hf_quantized(dir.path(), t).unwrap();
+        let mut quantized = 0;
+        for l in &m.layers {
+            for name in swift::model::config::LINEAR_MODULES {
+                if let Linear::Quantized { weight, .. } = l.linear(name).unwrap() {
+                    assert_eq!(weight.dtype, t);
+                    quantized += 1;
+                }
+            }
+        }
+        assert_eq!(quantized, 7 * cfg.num_hidden_layers, "{t}");
+        assert!(
+            matches!(m.lm_head, Linear::Dense { .. }),
+            "lm_head stays f32"
+        );
+        let got = m.token_logprobs(&ids).unwrap();
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(err > 0.0 && err < tol, "{t}: max log-prob difference {err}");
+    }
+}

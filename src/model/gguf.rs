@@ -138,6 +138,10 @@ pub enum GgmlType {
     BF16,
     TQ1_0,
     TQ2_0,
+    /// 4-bit NormalFloat (QLoRA, bitsandbytes): blocks of 64 weights, an f32
+    /// absmax then 32 bytes of codes. Not a ggml type: used in memory only
+    /// (`--quant-bits 4`), never written to a file.
+    NF4,
 }
 
 impl GgmlType {
@@ -215,6 +219,8 @@ impl GgmlType {
             BF16 => 30,
             TQ1_0 => 34,
             TQ2_0 => 35,
+            // Outside ggml's numbering; `from_id` never returns NF4.
+            NF4 => 0x4E46_3400,
         }
     }
 
@@ -224,6 +230,7 @@ impl GgmlType {
         match self {
             F32 | F16 | BF16 | I8 | I16 | I32 | I64 | F64 => 1,
             Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q8_1 | IQ4_NL => 32,
+            NF4 => 64,
             _ => 256,
         }
     }
@@ -261,6 +268,7 @@ impl GgmlType {
             IQ1_M => 56,
             TQ1_0 => 54,
             TQ2_0 => 66,
+            NF4 => 36,
         }
     }
 

@@ -21,6 +21,10 @@ pub enum WeightSource {
         st: MmapedSafetensors,
         names: BTreeSet<String>,
         dir: PathBuf,
+        /// Quantize the decoder layers' linear weights to this type as they
+        /// are read (QLoRA's `--quant-bits`); embeddings, norms and lm_head
+        /// stay in full precision.
+        quantize: Option<GgmlType>,
     },
     Gguf {
         file: GgufFile,
@@ -155,7 +159,21 @@ impl WeightSource {
             st,
             names,
             dir: dir.to_path_buf(),
+            quantize: None,
         })
+    }
+
+    /// Like [`WeightSource::hf`], quantizing the decoder layers' linear
+    /// weights to `t` (NF4 or Q8_0) as they are read, one tensor at a time.
+    pub fn hf_quantized(dir: &Path, t: GgmlType) -> Result<WeightSource> {
+        if !matches!(t, GgmlType::NF4 | GgmlType::Q8_0 | GgmlType::Q4_0) {
+            bail!("quantizing at load supports nf4, q8_0 and q4_0, not {t}");
+        }
+        let mut s = Self::hf(dir)?;
+        if let WeightSource::Safetensors { quantize, .. } = &mut s {
+            *quantize = Some(t);
+        }
+        Ok(s)
     }
 
     /// Use a parsed GGUF file: its tensor data is read (not mapped) into
@@ -280,6 +298,23 @@ impl WeightSource {
         let weight = self.tensor(name)?;
         if weight.rank() != 2 {
             bail!("tensor {name} is not a matrix: {:?}", weight.dims());
+        }
+        if let WeightSource::Safetensors {
+            quantize: Some(t), ..
+        } = self
+        {
+            let (rows, cols) = weight.dims2()?;
+            if name.starts_with("model.layers.") && cols % t.block_size() == 0 {
+                let data: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+                drop(weight);
+                let bytes = quant::quantize(*t, &data)?;
+                let w = QWeight::owned(bytes, *t, rows, cols)
+                    .with_context(|| format!("quantizing {name}"))?;
+                return Ok(Linear::Quantized {
+                    weight: Arc::new(w),
+                    bias,
+                });
+            }
         }
         Ok(Linear::Dense { weight, bias })
     }

@@ -34,7 +34,43 @@ pub fn is_supported(t: GgmlType) -> bool {
             | Q5_K
             | Q6_K
             | Q8_K
+            | NF4
     )
+}
+
+/// The 16 NormalFloat-4 code values, as bitsandbytes defines them (the
+/// quantiles of a standard normal, rescaled to [-1, 1], with an exact zero).
+pub const NF4_CODES: [f32; 16] = [
+    -1.0,
+    -0.696_192_8,
+    -0.525_073_05,
+    -0.394_917_5,
+    -0.284_441_38,
+    -0.184_773_43,
+    -0.091_050_036,
+    0.0,
+    0.079_580_3,
+    0.160_930_2,
+    0.246_112_3,
+    0.337_915_24,
+    0.440_709_83,
+    0.562_617,
+    0.722_956_84,
+    1.0,
+];
+
+/// The NF4 code nearest to `x` (already divided by the block's absmax). A
+/// value exactly at a midpoint takes the lower code, as bitsandbytes'
+/// decision tree (strict `>` against the midpoints) does.
+pub fn nf4_code(x: f32) -> u8 {
+    let mut code = 0u8;
+    for i in 1..16 {
+        let mid = 0.5 * (NF4_CODES[i - 1] + NF4_CODES[i]);
+        if x > mid {
+            code = i as u8;
+        }
+    }
+    code
 }
 
 #[inline]
@@ -56,7 +92,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 /// Types [`quantize`] can write.
 pub fn can_quantize(t: GgmlType) -> bool {
     use GgmlType::*;
-    matches!(t, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q8_0)
+    matches!(t, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q8_0 | NF4)
 }
 
 /// Quantize `x` (a whole number of blocks) into `t`'s block format, bit for
@@ -123,7 +159,21 @@ pub fn quantize(t: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
                 }
             }
         }
-        other => bail!("writing {other:?} is not supported (q4_0, q4_1, q8_0, f16, bf16, f32)"),
+        NF4 => {
+            // bitsandbytes' blockwise NF4: absmax per 64 values, two codes per
+            // byte, the first in the high nibble.
+            for b in x.chunks_exact(64) {
+                let absmax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let inv = if absmax > 0.0 { 1.0 / absmax } else { 0.0 };
+                out.extend_from_slice(&absmax.to_le_bytes());
+                for pair in b.chunks_exact(2) {
+                    out.push((nf4_code(pair[0] * inv) << 4) | nf4_code(pair[1] * inv));
+                }
+            }
+        }
+        other => {
+            bail!("writing {other:?} is not supported (q4_0, q4_1, q8_0, f16, bf16, f32, nf4)")
+        }
     }
     Ok(out)
 }
@@ -321,6 +371,14 @@ pub fn dequantize_block(t: GgmlType, b: &[u8], y: &mut [f32]) {
             let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             for j in 0..256 {
                 y[j] = b[4 + j] as i8 as f32 * d;
+            }
+        }
+        NF4 => {
+            let absmax = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            for j in 0..32 {
+                let q = b[4 + j];
+                y[2 * j] = NF4_CODES[(q >> 4) as usize] * absmax;
+                y[2 * j + 1] = NF4_CODES[(q & 0xF) as usize] * absmax;
             }
         }
         other => panic!("dequantize_block: unsupported type {other}"),
@@ -1047,6 +1105,47 @@ mod tests {
                     (y3[i] - yf[i]).abs() < 1e-3 * (1.0 + yf[i].abs()),
                     "{t} {i}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn nf4_matches_the_bitsandbytes_table() {
+        // Every code value times the absmax comes back exactly.
+        let absmax = 2.5f32;
+        let mut x: Vec<f32> = NF4_CODES.iter().map(|c| c * absmax).collect();
+        x.extend(NF4_CODES.iter().rev().map(|c| c * absmax));
+        x.extend(std::iter::repeat(0.0).take(32));
+        let q = quantize(GgmlType::NF4, &x).unwrap();
+        assert_eq!(q.len(), 36);
+        assert_eq!(f32::from_le_bytes(q[..4].try_into().unwrap()), absmax);
+        // Codes 0,1 in the first byte: high nibble first, as bitsandbytes packs.
+        assert_eq!(q[4], 0x01);
+        assert_eq!(q[11], 0xEF);
+        assert_eq!(q[12], 0xFE);
+        assert_eq!(q[20], 0x77, "zero is code 7");
+        let back = dequantize(GgmlType::NF4, &q).unwrap();
+        assert_eq!(back, x);
+        // Midpoints (bitsandbytes' thresholds): just above goes up, at or below stays.
+        assert_eq!(nf4_code(0.039_790_15 + 1e-6), 8);
+        assert_eq!(nf4_code(0.039_790_15 - 1e-6), 7);
+        assert_eq!(nf4_code(-0.848_096_4 - 1e-6), 0);
+        assert_eq!(nf4_code(-0.848_096_4 + 1e-6), 1);
+        assert_eq!(nf4_code(0.861_478_4 + 1e-6), 15);
+        assert_eq!(nf4_code(0.861_478_4 - 1e-6), 14);
+        // Random data: the error is at most half the widest code gap.
+        let mut g = 12345u64;
+        let x: Vec<f32> = (0..640)
+            .map(|_| {
+                g = g.wrapping_mul(6364136223846793005).wrapping_add(1);
+                ((g >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        let back = dequantize(GgmlType::NF4, &quantize(GgmlType::NF4, &x).unwrap()).unwrap();
+        for (blk, bb) in x.chunks(64).zip(back.chunks(64)) {
+            let am = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (a, b) in blk.iter().zip(bb) {
+                assert!((a - b).abs() <= 0.5 * 0.304 * am + 1e-6, "{a} vs {b}");
             }
         }
     }
