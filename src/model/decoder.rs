@@ -284,6 +284,14 @@ impl Model {
         Self::from_source(cfg, &src, None, dir)
     }
 
+    /// Load an HF folder with the decoder layers' linear weights quantized
+    /// to `t` (NF4 / Q8_0) as they are read: the frozen base of QLoRA.
+    pub fn load_hf_quantized(dir: &Path, t: crate::model::gguf::GgmlType) -> Result<Model> {
+        let cfg = ModelConfig::from_path(dir)?;
+        let src = WeightSource::hf_quantized(dir, t)?;
+        Self::from_source(cfg, &src, None, dir)
+    }
+
     /// Load a GGUF file.
     pub fn load_gguf(path: &Path) -> Result<Model> {
         let file = GgufFile::open(path)?;
