@@ -30,6 +30,7 @@ gen:
 # Benchmarks, side by side with peers where they can be installed
 bench: build fixtures
     bash fixtures/bench.sh
+    python3 fixtures/bench_serve.py || echo "(bench_serve.py failed)"
 
 # What CI runs
 ready: lint test
