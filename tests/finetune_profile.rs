@@ -37,7 +37,7 @@ fn profile_one_step() {
         let h = m.forward_train_hidden(&c.ids, None, true).unwrap();
         let t_fwd = t.elapsed();
         let t = Instant::now();
-        let (loss, _) = cross_entropy_sum(&m, &c, true).unwrap();
+        let (loss, _) = cross_entropy_sum(&m, &c, &h, true).unwrap();
         let t_full = t.elapsed();
         let t = Instant::now();
         let g = loss.backward().unwrap();

@@ -718,6 +718,26 @@ impl Model {
         left_pad: Option<&[usize]>,
         train: bool,
     ) -> Result<Tensor> {
+        let (mut x, ctx) = self.train_embed(input_ids, left_pad)?;
+        for i in 0..self.layers.len() {
+            x = self.train_layer(i, &x, &ctx, train)?;
+        }
+        self.train_final_norm(&x)
+    }
+
+    /// The final RMSNorm of the training forward.
+    pub fn train_final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        rms_norm(x, &self.norm, self.cfg.rms_norm_eps)
+    }
+
+    /// First piece of the training forward: embeddings `[B, T, hidden]` and
+    /// the rotary tables and mask every layer uses (so the trainer can run
+    /// layer by layer and recompute a layer in the backward pass).
+    pub fn train_embed(
+        &self,
+        input_ids: &Tensor,
+        left_pad: Option<&[usize]>,
+    ) -> Result<(Tensor, TrainContext)> {
         let c = &self.cfg;
         let dev = Device::Cpu;
         let (b, t) = input_ids.dims2()?;
@@ -727,10 +747,8 @@ impl Model {
             None => vec![0; b],
         };
         let (h, hd) = (c.hidden_size, c.head_dim);
-        let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);
-        let eps = c.rms_norm_eps;
         let ids = input_ids.to_dtype(DType::U32)?;
-        let mut x = match &self.embed {
+        let x = match &self.embed {
             Embedding::Dense(w) => w.embedding(&ids.flatten_all()?)?.reshape((b, t, h))?,
             Embedding::Quantized(_) => {
                 let flat: Vec<u32> = ids.flatten_all()?.to_vec1()?;
@@ -765,73 +783,99 @@ impl Model {
                 }
             }
         }
-        let cos = Tensor::from_vec(cosv, (b, 1, t, hd), &dev)?;
-        let sin = Tensor::from_vec(sinv, (b, 1, t, hd), &dev)?;
-        let mask = Tensor::from_vec(maskv, (b, 1, t, t), &dev)?;
+        let ctx = TrainContext {
+            cos: Tensor::from_vec(cosv, (b, 1, t, hd), &dev)?,
+            sin: Tensor::from_vec(sinv, (b, 1, t, hd), &dev)?,
+            mask: Tensor::from_vec(maskv, (b, 1, t, t), &dev)?,
+        };
+        Ok((x, ctx))
+    }
+
+    /// Decoder layer `i` of the training forward: `x [B, T, hidden]` in and out.
+    pub fn train_layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        ctx: &TrainContext,
+        train: bool,
+    ) -> Result<Tensor> {
+        let c = &self.cfg;
+        let layer = &self.layers[i];
+        let (b, t, _) = x.dims3()?;
+        let hd = c.head_dim;
+        let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);
+        let eps = c.rms_norm_eps;
+        let half = hd / 2;
         let rope = |x: &Tensor| -> Result<Tensor> {
             let x1 = x.narrow(D::Minus1, 0, half)?;
             let x2 = x.narrow(D::Minus1, half, half)?;
             let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-            Ok((x.broadcast_mul(&cos)? + rot.broadcast_mul(&sin)?)?)
+            Ok((x.broadcast_mul(&ctx.cos)? + rot.broadcast_mul(&ctx.sin)?)?)
         };
         let scale = 1.0 / (hd as f64).sqrt();
-        for layer in &self.layers {
-            let hs = rms_norm(&x, &layer.input_layernorm, eps)?;
-            let q = layer
-                .q_proj
-                .forward_t(&hs, train)?
-                .reshape((b, t, nh, hd))?
-                .transpose(1, 2)?;
-            let k = layer
-                .k_proj
-                .forward_t(&hs, train)?
-                .reshape((b, t, nkv, hd))?
-                .transpose(1, 2)?;
-            let v = layer
-                .v_proj
-                .forward_t(&hs, train)?
-                .reshape((b, t, nkv, hd))?
-                .transpose(1, 2)?;
-            let q = match &layer.q_norm {
-                Some(w) => rms_norm(&q, w, eps)?,
-                None => q,
-            };
-            let k = match &layer.k_norm {
-                Some(w) => rms_norm(&k, w, eps)?,
-                None => k,
-            };
-            let q = rope(&q.contiguous()?)?;
-            let k = rope(&k.contiguous()?)?;
-            let rep = nh / nkv;
-            let (k, v) = if rep > 1 {
-                let k = k
-                    .unsqueeze(2)?
-                    .expand((b, nkv, rep, t, hd))?
-                    .reshape((b, nh, t, hd))?;
-                let v = v
-                    .unsqueeze(2)?
-                    .expand((b, nkv, rep, t, hd))?
-                    .reshape((b, nh, t, hd))?;
-                (k, v)
-            } else {
-                (k.contiguous()?, v.contiguous()?)
-            };
-            let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
-            let mx = scores.max_keepdim(D::Minus1)?.detach();
-            let e = scores.broadcast_sub(&mx)?.exp()?;
-            let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
-            let a = p
-                .matmul(&v.contiguous()?)?
-                .transpose(1, 2)?
-                .reshape((b, t, nh * hd))?;
-            x = (x + layer.o_proj.forward_t(&a, train)?)?;
-            let hs = rms_norm(&x, &layer.post_attention_layernorm, eps)?;
-            let gg = layer.gate_proj.forward_t(&hs, train)?.silu()?;
-            let uu = layer.up_proj.forward_t(&hs, train)?;
-            x = (x + layer.down_proj.forward_t(&(gg * uu)?, train)?)?;
-        }
-        rms_norm(&x, &self.norm, eps)
+        let hs = rms_norm(x, &layer.input_layernorm, eps)?;
+        let q = layer
+            .q_proj
+            .forward_t(&hs, train)?
+            .reshape((b, t, nh, hd))?
+            .transpose(1, 2)?;
+        let k = layer
+            .k_proj
+            .forward_t(&hs, train)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?;
+        let v = layer
+            .v_proj
+            .forward_t(&hs, train)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?;
+        let q = match &layer.q_norm {
+            Some(w) => rms_norm(&q, w, eps)?,
+            None => q,
+        };
+        let k = match &layer.k_norm {
+            Some(w) => rms_norm(&k, w, eps)?,
+            None => k,
+        };
+        let q = rope(&q.contiguous()?)?;
+        let k = rope(&k.contiguous()?)?;
+        let rep = nh / nkv;
+        let (k, v) = if rep > 1 {
+            let k = k
+                .unsqueeze(2)?
+                .expand((b, nkv, rep, t, hd))?
+                .reshape((b, nh, t, hd))?;
+            let v = v
+                .unsqueeze(2)?
+                .expand((b, nkv, rep, t, hd))?
+                .reshape((b, nh, t, hd))?;
+            (k, v)
+        } else {
+            (k.contiguous()?, v.contiguous()?)
+        };
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&ctx.mask)?;
+        let mx = scores.max_keepdim(D::Minus1)?.detach();
+        let e = scores.broadcast_sub(&mx)?.exp()?;
+        let p = e.broadcast_div(&e.sum_keepdim(D::Minus1)?)?;
+        let a = p
+            .matmul(&v.contiguous()?)?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?;
+        let x = (x + layer.o_proj.forward_t(&a, train)?)?;
+        let hs = rms_norm(&x, &layer.post_attention_layernorm, eps)?;
+        let gg = layer.gate_proj.forward_t(&hs, train)?.silu()?;
+        let uu = layer.up_proj.forward_t(&hs, train)?;
+        Ok((x + layer.down_proj.forward_t(&(gg * uu)?, train)?)?)
     }
+}
+
+/// What every layer of the training forward shares: rotary tables
+/// `[B, 1, T, head_dim]` and the additive attention mask `[B, 1, T, T]`.
+#[derive(Clone, Debug)]
+pub struct TrainContext {
+    pub cos: Tensor,
+    pub sin: Tensor,
+    pub mask: Tensor,
 }
 
 /// Differentiable RMSNorm over the last dimension.

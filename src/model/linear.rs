@@ -164,7 +164,13 @@ impl Linear {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(match self {
             Linear::Dense { weight, bias } => {
-                let y = x.broadcast_matmul(&weight.t()?)?;
+                let y = if weight.is_variable() || x.dtype() != DType::F32 {
+                    x.broadcast_matmul(&weight.t()?)?
+                } else {
+                    // Frozen (LoRA on f32 weights): candle's matmul backward
+                    // would also compute, and keep, a gradient for the weight.
+                    x.contiguous()?.apply_op1(FrozenMatMul(weight.clone()))?
+                };
                 match bias {
                     Some(b) => y.broadcast_add(b)?,
                     None => y,
@@ -307,6 +313,50 @@ fn lora_add(lora: &Lora, x: &[f32], t: usize, y: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+/// `x [..., in] -> x W^T [..., out]` with a frozen dense f32 `W [out, in]`:
+/// backward gives the input gradient only (`grad W`).
+#[derive(Clone)]
+pub struct FrozenMatMul(pub Tensor);
+
+impl candle_core::CustomOp1 for FrozenMatMul {
+    fn name(&self) -> &'static str {
+        "swift-frozen-matmul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = l.shape().dims();
+        let k = *dims.last().unwrap_or(&0);
+        let (a, b) = l
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("frozen matmul: non-contiguous input".into()))?;
+        let x = match s {
+            CpuStorage::F32(v) => &v[a..b],
+            _ => candle_core::bail!("frozen matmul: f32 input expected"),
+        };
+        let t = x.len() / k.max(1);
+        let xt = Tensor::from_slice(x, (t, k), &candle_core::Device::Cpu)?;
+        let w = self.0.to_dtype(DType::F32)?;
+        let y: Vec<f32> = xt.matmul(&w.t()?)?.flatten_all()?.to_vec1()?;
+        let mut od = dims.to_vec();
+        *od.last_mut().unwrap() = w.dims()[0];
+        Ok((CpuStorage::F32(y), Shape::from(od)))
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let w = self.0.to_dtype(DType::F32)?;
+        Ok(Some(
+            grad.to_dtype(DType::F32)?
+                .contiguous()?
+                .broadcast_matmul(&w)?,
+        ))
+    }
+}
+
 /// `x [..., in] -> x W^T [..., out]` with W in GGUF blocks; backward gives the
 /// input gradient (`grad W`), the weight itself is frozen.
 #[derive(Clone)]
@@ -346,10 +396,29 @@ impl candle_core::CustomOp1 for QMatMul {
         grad: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
         let w = &self.0;
-        // grad_x = grad_y W, computed on the dequantized weight.
-        let wd = Tensor::from_vec(w.dequantize(), (w.rows, w.cols), grad.device())?;
-        let g = grad.to_dtype(DType::F32)?.broadcast_matmul(&wd)?;
-        Ok(Some(g))
+        // grad_x = grad_y W, with W dequantized a band of rows at a time
+        // (about 4 MiB of f32), so memory never holds a whole dense weight.
+        let band = ((1usize << 20) / w.cols.max(1)).clamp(32, w.rows.max(32));
+        let g = grad.to_dtype(DType::F32)?.contiguous()?;
+        let last = g.rank() - 1;
+        let mut gx: Option<Tensor> = None;
+        let mut buf = vec![0f32; band.min(w.rows) * w.cols];
+        let mut r0 = 0;
+        while r0 < w.rows {
+            let n = band.min(w.rows - r0);
+            let tile = &mut buf[..n * w.cols];
+            for r in 0..n {
+                w.dequantize_row(r0 + r, &mut tile[r * w.cols..(r + 1) * w.cols]);
+            }
+            let wt = Tensor::from_slice(tile, (n, w.cols), grad.device())?;
+            let part = g.narrow(last, r0, n)?.contiguous()?.broadcast_matmul(&wt)?;
+            gx = Some(match gx {
+                None => part,
+                Some(acc) => (acc + part)?,
+            });
+            r0 += n;
+        }
+        Ok(gx)
     }
 }
 
@@ -446,5 +515,44 @@ mod tests {
             .to_scalar()
             .unwrap();
         assert!(diff < 1e-2, "{diff}");
+    }
+
+    /// The quantized layer's input gradient equals the dense layer's on the
+    /// dequantized weight, for every writable block type, with more rows
+    /// than one dequantized band (so the band loop is exercised).
+    #[test]
+    fn quantized_input_gradient_matches_dense() {
+        let dev = Device::Cpu;
+        let (out, inp) = (2100, 512);
+        let wv: Vec<f32> = Tensor::randn(0f32, 0.05, (out, inp), &dev)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for t in [GgmlType::NF4, GgmlType::Q4_1, GgmlType::Q8_0] {
+            let q = Arc::new(
+                QWeight::owned(quant::quantize(t, &wv).unwrap(), t, out, inp).unwrap(),
+            );
+            let ql = Linear::Quantized {
+                weight: q.clone(),
+                bias: None,
+            };
+            let dense = Linear::Dense {
+                weight: ql.dense_weight().unwrap(),
+                bias: None,
+            };
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, inp), &dev).unwrap()).unwrap();
+            let gy = Tensor::randn(0f32, 1.0, (2, 3, out), &dev).unwrap();
+            let grad = |l: &Linear| {
+                let y = l.forward(x.as_tensor()).unwrap();
+                let g = (y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
+                g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            };
+            let (gq, gd) = (grad(&ql), grad(&dense));
+            let scale = gd.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let err = gq.iter().zip(&gd).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err <= 1e-5 * scale.max(1.0), "{t}: {err} (scale {scale})");
+        }
     }
 }

@@ -60,9 +60,117 @@ pub struct LossOut {
 /// counts (labelled tokens for SFT, pairs for DPO); the trainer sums it over
 /// the micro-batches of an optimizer step and passes the sum as `denom`, so
 /// accumulation gives the loss of the whole batch.
+///
+/// The trainer runs the decoder itself, layer by layer, keeping only each
+/// layer's input and recomputing one layer at a time in the backward pass
+/// (activation checkpointing: memory of one layer instead of all). So an
+/// objective says which token rows to run ([`Objective::inputs`]) and how to
+/// turn the final hidden states into a loss ([`Objective::loss_from_hidden`]).
 pub trait Objective<T>: Sync {
     fn weight(&self, items: &[&T]) -> f64;
-    fn loss(&self, model: &Model, items: &[&T], denom: f64, train: bool) -> Result<LossOut>;
+    /// The token ids `[B, T]` (u32, right-padded) of a micro-batch.
+    fn inputs(&self, items: &[&T]) -> Result<Tensor>;
+    /// The loss from the final (normed) hidden states `[B, T, hidden]` of
+    /// [`Objective::inputs`], divided by `denom`.
+    fn loss_from_hidden(
+        &self,
+        model: &Model,
+        items: &[&T],
+        hidden: &Tensor,
+        denom: f64,
+        train: bool,
+    ) -> Result<LossOut>;
+    /// The whole forward in one graph (tests, simple callers).
+    fn loss(&self, model: &Model, items: &[&T], denom: f64, train: bool) -> Result<LossOut> {
+        let ids = self.inputs(items)?;
+        let h = model.forward_train_hidden(&ids, None, train)?;
+        self.loss_from_hidden(model, items, &h, denom, train)
+    }
+}
+
+/// Forward and backward of one micro-batch with per-layer recomputation.
+/// Gradients of `params` are added into `grads`; dropout masks of layer `l`
+/// come from `mix(dropout_seed, l)` in both passes, so the recomputed layer
+/// is the one the loss saw.
+pub fn forward_backward<T>(
+    model: &Model,
+    objective: &dyn Objective<T>,
+    items: &[&T],
+    denom: f64,
+    params: &[Param],
+    grads: &mut [Vec<f32>],
+    dropout_seed: u64,
+) -> Result<LossOut> {
+    use crate::model::linear::seed_dropout;
+    let ids = objective.inputs(items)?;
+    let (x0, ctx) = model.train_embed(&ids, None)?;
+    let n = model.layers.len();
+    let mut xs: Vec<Tensor> = Vec::with_capacity(n + 1);
+    xs.push(x0.detach());
+    let add = |gs: &candle_core::backprop::GradStore, grads: &mut [Vec<f32>]| -> Result<()> {
+        for (k, p) in params.iter().enumerate() {
+            if let Some(g) = gs.get(p.var.as_tensor()) {
+                let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
+                for (a, b) in grads[k].iter_mut().zip(&g) {
+                    *a += b;
+                }
+            }
+        }
+        Ok(())
+    };
+    let mut result = || -> Result<LossOut> {
+        for i in 0..n {
+            seed_dropout(Some(mix(&[dropout_seed, i as u64])));
+            let y = model.train_layer(i, &xs[i], &ctx, true)?;
+            xs.push(y.detach());
+        }
+        // Head: final norm, output head, loss.
+        seed_dropout(Some(mix(&[dropout_seed, n as u64])));
+        let hv = candle_core::Var::from_tensor(&xs[n])?;
+        let hn = model.train_final_norm(hv.as_tensor())?;
+        let out = objective.loss_from_hidden(model, items, &hn, denom, true)?;
+        let gs = out.loss.backward()?;
+        add(&gs, grads)?;
+        let mut g = match gs.get(hv.as_tensor()) {
+            Some(g) => g.clone(),
+            None => return Ok(out),
+        };
+        drop(gs);
+        // Layers, last first: recompute, then backward <layer(x), g>.
+        for i in (0..n).rev() {
+            seed_dropout(Some(mix(&[dropout_seed, i as u64])));
+            let xv = candle_core::Var::from_tensor(&xs[i])?;
+            let y = model.train_layer(i, xv.as_tensor(), &ctx, true)?;
+            let gs = (y * &g)?.sum_all()?.backward()?;
+            add(&gs, grads)?;
+            g = match gs.get(xv.as_tensor()) {
+                Some(g) => g.clone(),
+                None => return Ok(out),
+            };
+        }
+        // A trainable embedding (full tuning).
+        if let crate::model::decoder::Embedding::Dense(w) = &model.embed {
+            if w.is_variable() {
+                let (x0, _) = model.train_embed(&ids, None)?;
+                let gs = (x0 * &g)?.sum_all()?.backward()?;
+                add(&gs, grads)?;
+            }
+        }
+        Ok(out)
+    };
+    let r = result();
+    seed_dropout(None);
+    r
+}
+
+/// The final hidden states without keeping any graph (evaluation).
+pub fn hidden_no_grad(model: &Model, ids: &Tensor) -> Result<Tensor> {
+    let (mut x, ctx) = model.train_embed(ids, None)?;
+    x = x.detach();
+    for i in 0..model.layers.len() {
+        x = model.train_layer(i, &x, &ctx, false)?.detach();
+    }
+    Ok(model.train_final_norm(&x)?.detach())
 }
 
 /// Everything the loop needs besides the model, the data and the loss.
@@ -268,7 +376,8 @@ pub fn evaluate<T>(
         if w == 0.0 {
             continue;
         }
-        let out = objective.loss(model, &items, 1.0, false)?;
+        let h = hidden_no_grad(model, &objective.inputs(&items)?)?;
+        let out = objective.loss_from_hidden(model, &items, &h, 1.0, false)?;
         loss += out
             .loss
             .to_dtype(candle_core::DType::F64)?
@@ -432,7 +541,7 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
             seed: cfg.seed,
             data_position: order.position(step),
             rng: "data order of epoch e: StdRng(mix(seed, e, 1)); dropout of micro-batch j of \
-                  step s: StdRng(mix(seed, s, j, 2))"
+                  step s, layer l: StdRng(mix(mix(seed, s, j, 2), l))"
                 .into(),
             log_history: history.to_vec(),
             best_eval_loss: best_eval,
@@ -457,7 +566,6 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
     let mut win = Window::default();
     let mut last_checkpoint = None;
     let mut interrupted = false;
-    let mut last_eval_step = None;
     let mut step = start;
     while step < max_steps {
         let lr = schedule::lr_at(cfg.learning_rate, cfg.schedule, step, warmup, max_steps);
@@ -473,10 +581,15 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
             win.start = Some(Instant::now());
         }
         for (j, items) in batches.iter().enumerate() {
-            crate::model::linear::seed_dropout(Some(mix(&[cfg.seed, step as u64, j as u64, 2])));
-            let r = t.objective.loss(t.model, items, denom.max(1e-12), true);
-            crate::model::linear::seed_dropout(None);
-            let o = r?;
+            let o = forward_backward(
+                t.model,
+                t.objective,
+                items,
+                denom.max(1e-12),
+                &t.params,
+                &mut grads,
+                mix(&[cfg.seed, step as u64, j as u64, 2]),
+            )?;
             step_loss += o
                 .loss
                 .to_dtype(candle_core::DType::F64)?
@@ -487,15 +600,6 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
                 let e = win.metrics.entry(k).or_default();
                 e.0 += s;
                 e.1 += c;
-            }
-            let gs = o.loss.backward()?;
-            for (k, prm) in t.params.iter().enumerate() {
-                if let Some(g) = gs.get(prm.var.as_tensor()) {
-                    let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
-                    for (a, b) in grads[k].iter_mut().zip(&g) {
-                        *a += b;
-                    }
-                }
             }
         }
         let norm = grads
@@ -553,7 +657,6 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
             if l.is_finite() && best_eval.is_none_or(|b| l < b) {
                 best_eval = Some(l);
             }
-            last_eval_step = Some(step);
             p.println(&format!("step {step}: eval loss {l:.4}"));
         }
         if !rec.is_empty() {
@@ -585,7 +688,6 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
             break;
         }
     }
-    let _ = last_eval_step;
     p.finish();
     if !interrupted {
         (t.save_model)(out)?;

@@ -64,14 +64,19 @@ pub fn collate(items: &[&Sample], pad_id: u32) -> Result<Collated> {
     })
 }
 
-/// Sum of `-log p(target)` over the collated rows, the logits' argmax hits,
-/// and the count: the shared core of SFT (and of ORPO's SFT term).
-pub fn cross_entropy_sum(model: &Model, c: &Collated, train: bool) -> Result<(Tensor, usize)> {
+/// Sum of `-log p(target)` over the collated rows from the final hidden
+/// states `[B, T, hidden]`, and the count of argmax hits: the shared core of
+/// SFT (and of ORPO's SFT term).
+pub fn cross_entropy_sum(
+    model: &Model,
+    c: &Collated,
+    hidden: &Tensor,
+    train: bool,
+) -> Result<(Tensor, usize)> {
     let dev = Device::Cpu;
-    let h = model.forward_train_hidden(&c.ids, None, train)?;
-    let hidden = h.dim(2)?;
+    let h = hidden.dim(2)?;
     let n = c.rows.len();
-    let flat = h.reshape((c.b * c.t, hidden))?;
+    let flat = hidden.reshape((c.b * c.t, h))?;
     let idx = Tensor::from_slice(&c.rows, n, &dev)?;
     let hs = flat.index_select(&idx, 0)?;
     let logits = model.lm_head.forward_t(&hs, train)?;
@@ -89,7 +94,18 @@ impl Objective<Sample> for CrossEntropy {
         items.iter().map(|s| targets_of(s).count()).sum::<usize>() as f64
     }
 
-    fn loss(&self, model: &Model, items: &[&Sample], denom: f64, train: bool) -> Result<LossOut> {
+    fn inputs(&self, items: &[&Sample]) -> Result<Tensor> {
+        Ok(collate(items, self.pad_id)?.ids)
+    }
+
+    fn loss_from_hidden(
+        &self,
+        model: &Model,
+        items: &[&Sample],
+        hidden: &Tensor,
+        denom: f64,
+        train: bool,
+    ) -> Result<LossOut> {
         let c = collate(items, self.pad_id)?;
         let n = c.rows.len();
         if n == 0 {
@@ -99,7 +115,7 @@ impl Objective<Sample> for CrossEntropy {
                 tokens: c.tokens,
             });
         }
-        let (sum, correct) = cross_entropy_sum(model, &c, train)?;
+        let (sum, correct) = cross_entropy_sum(model, &c, hidden, train)?;
         Ok(LossOut {
             loss: (sum / denom.max(1e-12))?,
             metrics: vec![("token_acc".into(), correct as f64, n as f64)],

@@ -420,3 +420,65 @@ fn data_order_is_a_function_of_seed_and_step() {
     seen.sort();
     assert_eq!(seen, (0..10).collect::<Vec<_>>());
 }
+
+fn grads_of(params: &[Param], gs: &candle_core::backprop::GradStore) -> Vec<Vec<f32>> {
+    params
+        .iter()
+        .map(|p| match gs.get(p.var.as_tensor()) {
+            Some(g) => g.flatten_all().unwrap().to_vec1().unwrap(),
+            None => vec![0f32; p.numel()],
+        })
+        .collect()
+}
+
+#[test]
+fn layer_by_layer_backward_equals_the_whole_graph() {
+    for (arch, full) in [("qwen3", false), ("llama-tied", true), ("llama", true)] {
+        let (_d, mut m) = tiny(arch);
+        let params = if full {
+            make_full_trainable(&mut m).unwrap()
+        } else {
+            let opts = LoraOptions {
+                dropout: 0.0,
+                ..LoraOptions::default()
+            };
+            let p = attach_lora(&mut m, &opts, 3).unwrap();
+            for q in &p {
+                if q.name.ends_with("lora_B.weight") {
+                    let t =
+                        Tensor::randn(0f32, 0.1, q.var.as_tensor().shape(), &Device::Cpu).unwrap();
+                    q.var.set(&t).unwrap();
+                }
+            }
+            p
+        };
+        let data = samples(3, 8);
+        let items: Vec<&Sample> = data.iter().collect();
+        let obj = CrossEntropy { pad_id: 0 };
+        let denom = obj.weight(&items);
+        let whole = obj.loss(&m, &items, denom, true).unwrap();
+        let want = grads_of(&params, &whole.loss.backward().unwrap());
+        let mut got: Vec<Vec<f32>> = params.iter().map(|p| vec![0f32; p.numel()]).collect();
+        let o = forward_backward(&m, &obj, &items, denom, &params, &mut got, 5).unwrap();
+        assert!((scalar(&o.loss) - scalar(&whole.loss)).abs() < 1e-5);
+        let mut nonzero = 0;
+        for (k, p) in params.iter().enumerate() {
+            let scale = want[k].iter().fold(0f32, |a, b| a.max(b.abs())).max(1e-3);
+            let diff = want[k]
+                .iter()
+                .zip(&got[k])
+                .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+            assert!(
+                diff <= 1e-4 * scale,
+                "{arch} {}: {diff} (scale {scale})",
+                p.name
+            );
+            nonzero += usize::from(want[k].iter().any(|x| *x != 0.0));
+        }
+        assert!(
+            nonzero >= params.len() / 2,
+            "{arch}: {nonzero} of {}",
+            params.len()
+        );
+    }
+}
