@@ -531,9 +531,8 @@ mod tests {
             .to_vec1()
             .unwrap();
         for t in [GgmlType::NF4, GgmlType::Q4_1, GgmlType::Q8_0] {
-            let q = Arc::new(
-                QWeight::owned(quant::quantize(t, &wv).unwrap(), t, out, inp).unwrap(),
-            );
+            let q =
+                Arc::new(QWeight::owned(quant::quantize(t, &wv).unwrap(), t, out, inp).unwrap());
             let ql = Linear::Quantized {
                 weight: q.clone(),
                 bias: None,
@@ -542,16 +541,26 @@ mod tests {
                 weight: ql.dense_weight().unwrap(),
                 bias: None,
             };
-            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, inp), &dev).unwrap()).unwrap();
+            let x =
+                Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, inp), &dev).unwrap()).unwrap();
             let gy = Tensor::randn(0f32, 1.0, (2, 3, out), &dev).unwrap();
             let grad = |l: &Linear| {
                 let y = l.forward(x.as_tensor()).unwrap();
                 let g = (y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
-                g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+                g.get(x.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
             };
             let (gq, gd) = (grad(&ql), grad(&dense));
             let scale = gd.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let err = gq.iter().zip(&gd).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let err = gq
+                .iter()
+                .zip(&gd)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert!(err <= 1e-5 * scale.max(1.0), "{t}: {err} (scale {scale})");
         }
     }
