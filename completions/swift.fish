@@ -36,6 +36,10 @@ complete -c swift -n "__fish_swift_needs_command" -f -a "download" -d 'Fetch a m
 complete -c swift -n "__fish_swift_needs_command" -f -a "estimate-vram" -d 'Predict the peak memory of a job and decide whether it fits'
 complete -c swift -n "__fish_swift_needs_command" -f -a "estimate" -d 'Predict the peak memory of a job and decide whether it fits'
 complete -c swift -n "__fish_swift_needs_command" -f -a "infer" -d 'Generate from the terminal, or serve an OpenAI-compatible API'
+complete -c swift -n "__fish_swift_needs_command" -f -a "finetune" -d 'Supervised fine-tuning: LoRA, QLoRA on a GGUF, or full'
+complete -c swift -n "__fish_swift_needs_command" -f -a "merge" -d 'Fold LoRA adapters into a base model, or convert between HF and GGUF'
+complete -c swift -n "__fish_swift_needs_command" -f -a "export" -d 'Fold LoRA adapters into a base model, or convert between HF and GGUF'
+complete -c swift -n "__fish_swift_needs_command" -f -a "eval" -d 'Measure a model: perplexity, multiple-choice accuracy, exact match'
 complete -c swift -n "__fish_swift_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c swift -n "__fish_swift_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c swift -n "__fish_swift_using_subcommand download" -l model -d 'Model id (same as the positional id)' -r
@@ -154,7 +158,7 @@ complete -c swift -n "__fish_swift_using_subcommand estimate" -l no-progress -d 
 complete -c swift -n "__fish_swift_using_subcommand estimate" -s h -l help -d 'Print help'
 complete -c swift -n "__fish_swift_using_subcommand estimate" -s V -l version -d 'Print version'
 complete -c swift -n "__fish_swift_using_subcommand infer" -l model -d 'A model folder (config.json + safetensors + tokenizer), a .gguf file, or a hub id (`org/name`, `hf::org/name`, `ms::org/name`) fetched first' -r
-complete -c swift -n "__fish_swift_using_subcommand infer" -l adapter -d 'A PEFT LoRA adapter folder applied without merging (repeatable)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand infer" -l adapter -d 'A PEFT LoRA adapter folder, DIR or NAME=DIR, applied without merging (repeatable); with --serve each is served as model NAME (default: the folder name) beside the base model' -r -F
 complete -c swift -n "__fish_swift_using_subcommand infer" -s p -l prompt -d 'The prompt (otherwise read from stdin when it is not a terminal)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l system -d 'A system message for the chat template' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l template -d 'Use a built-in chat template instead of the model\'s (chatml, llama3, mistral, qwen, ...)' -r
@@ -167,17 +171,161 @@ complete -c swift -n "__fish_swift_using_subcommand infer" -l repetition-penalty
 complete -c swift -n "__fish_swift_using_subcommand infer" -l seed -d 'Seed of the sampler: the same seed gives the same text' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l stop -d 'Stop when the text contains this string (repeatable; the string is not printed)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -s t -l threads -d 'CPU threads for the model (default: all cores)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l host -d 'Address to listen on (loopback unless told otherwise)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l port -d 'Port to listen on; 0 picks a free one (the address is printed)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l api-key -d 'Require `Authorization: Bearer KEY` on /v1/*' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l served-model-name -d 'The id of the base model in /v1/models and requests (default: --model as given)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l max-batch -d 'Most sequences decoded together in one batch' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l queue-size -d 'Most requests waiting for a place in the batch; more are answered 429' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l max-body-bytes -d 'Largest request body in bytes; larger ones are answered 413' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l shutdown-grace -d 'Seconds in-flight requests may run after SIGINT / SIGTERM before they are cancelled' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c swift -n "__fish_swift_using_subcommand infer" -l raw -d 'Feed the prompt as is, without the chat template'
 complete -c swift -n "__fish_swift_using_subcommand infer" -l ignore-eos -d 'Do not stop at end-of-sequence tokens (for benchmarks)'
 complete -c swift -n "__fish_swift_using_subcommand infer" -l json -d 'Print one JSON object (text, finish_reason, token counts, speed) instead of streaming'
+complete -c swift -n "__fish_swift_using_subcommand infer" -l serve -d 'Serve an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, /health) until SIGINT / SIGTERM'
 complete -c swift -n "__fish_swift_using_subcommand infer" -s q -l quiet -d 'Print only results and errors'
 complete -c swift -n "__fish_swift_using_subcommand infer" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c swift -n "__fish_swift_using_subcommand infer" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand infer" -s h -l help -d 'Print help'
 complete -c swift -n "__fish_swift_using_subcommand infer" -s V -l version -d 'Print version'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l model -d 'A model folder (config.json + safetensors + tokenizer), a .gguf file, or a hub id (`org/name`) fetched first' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l dataset -d 'Training data: a file (jsonl, json, csv, parquet) or folder, `PATH#N` to sample N rows (repeatable, mixed)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l val-dataset -d 'Validation data (otherwise --split-dataset-ratio of the training rows)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l split-dataset-ratio -d 'Fraction of the training rows held out for validation when no --val-dataset is given' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l columns -d 'JSON object mapping source column names to standard ones, e.g. \'{"question": "query", "answer": "response"}\'' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l max-length -d 'Longest sample in tokens' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l truncation-strategy -d 'What to do with samples over --max-length' -r -f -a "delete\t'Drop rows over --max-length'
+left\t'Keep the end'
+right\t'Keep the start'"
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l system -d 'A default system prompt for rows that have none' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l output-dir -d 'Where the adapter / weights, checkpoints and logs go' -r -F
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l method -d 'Training method; `auto` asks the planner (its choice and reason are printed and kept in args.json)' -r -f -a "auto\t'Let the planner choose (LoRA, or QLoRA on a GGUF / a small device)'
+lora\t''
+qlora\t''
+full\t''"
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l tuner -d 'What trains: LoRA adapters, or every weight (`full`)' -r -f -a "lora\t''
+full\t''"
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l lora-rank -d 'LoRA rank' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l lora-alpha -d 'LoRA alpha (scale = alpha / rank, or alpha / sqrt(rank) with rsLoRA)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l lora-dropout -d 'Dropout on the LoRA input' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l target-modules -d 'Modules LoRA wraps: all-linear, or names (q_proj,k_proj,...)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l learning-rate -d 'Peak learning rate (default 1e-4 for LoRA, 1e-5 for full tuning)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l adam-beta1 -d 'AdamW beta1' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l adam-beta2 -d 'AdamW beta2' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l adam-epsilon -d 'AdamW epsilon' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l weight-decay -d 'AdamW decoupled weight decay (not on biases and norms)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l batch-size -d 'Sequences per forward pass (default: the planner\'s choice)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l gradient-accumulation-steps -d 'Forward passes per optimizer step (default: the planner\'s choice)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l lr-scheduler-type -d 'Learning-rate schedule after the warm-up' -r -f -a "cosine\t''
+linear\t''
+constant\t''"
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l warmup-ratio -d 'Warm-up as a fraction of the steps' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l warmup-steps -d 'Warm-up steps (overrides --warmup-ratio)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l max-grad-norm -d 'Clip the gradient norm to this (0 = off)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l num-train-epochs -d 'Passes over the training data' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l max-steps -d 'Optimizer steps (overrides --num-train-epochs)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l seed -d 'Seed of the LoRA init, the data order and dropout' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l logging-steps -d 'Log (logging.jsonl, TensorBoard) every N steps' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l eval-steps -d 'Evaluate every N steps (and at the end) when there is validation data' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-steps -d 'Write checkpoint-N/ every N steps (and at the end)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-total-limit -d 'Keep only the newest N checkpoints' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l resume-from-checkpoint -d 'Continue a run: a checkpoint folder, or `latest` in --output-dir' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -s t -l threads -d 'CPU threads (default: all cores)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l packing -d 'Pack short samples into rows of --max-length tokens'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l loss-on-all-tokens -d 'Train on every token (pre-training style), not only assistant turns'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l dedup -d 'Remove exact duplicate rows'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l skip-bad-rows -d 'Skip and count malformed rows instead of stopping'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l use-rslora -d 'Rank-stabilised LoRA (scale alpha / sqrt(rank))'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l json -d 'Print a JSON summary on stdout at the end'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -s q -l quiet -d 'Print only results and errors'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l no-progress -d 'Do not draw progress bars'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -s V -l version -d 'Print version'
+complete -c swift -n "__fish_swift_using_subcommand merge" -l model -d 'The base model: a Hugging Face folder, a .gguf file, or a hub id' -r -F
+complete -c swift -n "__fish_swift_using_subcommand merge" -l adapter -d 'A peft LoRA adapter folder to fold in (repeat to stack several, applied in order)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand merge" -s o -l output -d 'Where to write: a folder (hf) or a file (gguf)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand merge" -l format -d 'Output format' -r -f -a "hf\t'A Hugging Face folder: safetensors shards, config, tokenizer'
+gguf\t'One GGUF file for llama.cpp / Ollama'"
+complete -c swift -n "__fish_swift_using_subcommand merge" -l dtype -d 'Weight type of a Hugging Face output [default: the base\'s; f32 for a GGUF base]' -r -f -a "f32\t''
+f16\t''
+bf16\t''"
+complete -c swift -n "__fish_swift_using_subcommand merge" -l quant -d 'Weight type of the matrices in a GGUF output (norms stay f32)' -r -f -a "q4_0\t''
+q4_1\t''
+q8_0\t''
+f16\t''
+f32\t''"
+complete -c swift -n "__fish_swift_using_subcommand merge" -l max-shard-size -d 'Largest safetensors shard of a Hugging Face output' -r
+complete -c swift -n "__fish_swift_using_subcommand merge" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c swift -n "__fish_swift_using_subcommand merge" -l force -d 'Replace the output if it exists'
+complete -c swift -n "__fish_swift_using_subcommand merge" -l json -d 'Print the result as JSON on stdout'
+complete -c swift -n "__fish_swift_using_subcommand merge" -s q -l quiet -d 'Print only results and errors'
+complete -c swift -n "__fish_swift_using_subcommand merge" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c swift -n "__fish_swift_using_subcommand merge" -l no-progress -d 'Do not draw progress bars'
+complete -c swift -n "__fish_swift_using_subcommand merge" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c swift -n "__fish_swift_using_subcommand merge" -s V -l version -d 'Print version'
+complete -c swift -n "__fish_swift_using_subcommand export" -l model -d 'The base model: a Hugging Face folder, a .gguf file, or a hub id' -r -F
+complete -c swift -n "__fish_swift_using_subcommand export" -l adapter -d 'A peft LoRA adapter folder to fold in (repeat to stack several, applied in order)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand export" -s o -l output -d 'Where to write: a folder (hf) or a file (gguf)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand export" -l format -d 'Output format' -r -f -a "hf\t'A Hugging Face folder: safetensors shards, config, tokenizer'
+gguf\t'One GGUF file for llama.cpp / Ollama'"
+complete -c swift -n "__fish_swift_using_subcommand export" -l dtype -d 'Weight type of a Hugging Face output [default: the base\'s; f32 for a GGUF base]' -r -f -a "f32\t''
+f16\t''
+bf16\t''"
+complete -c swift -n "__fish_swift_using_subcommand export" -l quant -d 'Weight type of the matrices in a GGUF output (norms stay f32)' -r -f -a "q4_0\t''
+q4_1\t''
+q8_0\t''
+f16\t''
+f32\t''"
+complete -c swift -n "__fish_swift_using_subcommand export" -l max-shard-size -d 'Largest safetensors shard of a Hugging Face output' -r
+complete -c swift -n "__fish_swift_using_subcommand export" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c swift -n "__fish_swift_using_subcommand export" -l force -d 'Replace the output if it exists'
+complete -c swift -n "__fish_swift_using_subcommand export" -l json -d 'Print the result as JSON on stdout'
+complete -c swift -n "__fish_swift_using_subcommand export" -s q -l quiet -d 'Print only results and errors'
+complete -c swift -n "__fish_swift_using_subcommand export" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c swift -n "__fish_swift_using_subcommand export" -l no-progress -d 'Do not draw progress bars'
+complete -c swift -n "__fish_swift_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c swift -n "__fish_swift_using_subcommand export" -s V -l version -d 'Print version'
+complete -c swift -n "__fish_swift_using_subcommand eval" -l model -d 'A model folder, a .gguf file, or a hub id (`org/name`, `hf::`, `ms::`)' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l adapter -d 'A PEFT LoRA adapter folder applied to --model (repeatable)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand eval" -l url -d 'Evaluate an OpenAI-compatible server instead (http://host:port/v1), through /v1/completions with echo + logprobs' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l served-model -d 'The model name to send to the server (default: the first of /v1/models)' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l api-key -d 'Bearer key for the server' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l tokenizer -d 'Tokenize here with this tokenizer (a model folder or .gguf) and send token ids; without it prompts go as text' -r -F
+complete -c swift -n "__fish_swift_using_subcommand eval" -l task -d 'perplexity, multiple-choice or exact-match (repeatable, one per --dataset)' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l dataset -d 'The task\'s data file (repeatable)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand eval" -l tasks-file -d 'A JSON file listing tasks: [{"task": "multiple-choice", "dataset": "mmlu.jsonl", "name": "mmlu"}] (paths relative to the file)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand eval" -l limit -d 'Evaluate the first N documents of each task only' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l num-fewshot -d 'Few-shot examples before each question' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l fewshot-dataset -d 'Take few-shot examples from this file (a dev split: its first K), not from the evaluated file (K others drawn with --seed)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand eval" -l seed -d 'Seed of the few-shot draw' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l batch-size -d 'Documents scored together in one batch' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l max-length -d 'Perplexity: most tokens in one window (default: the model\'s context)' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l stride -d 'Perplexity: tokens scored per window (default: --max-length); smaller gives each token more context' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l max-new-tokens -d 'Exact match: most tokens generated per answer' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l answer-regex -d 'Exact match: the answer is this regex\'s first match (its first group); default: the last number in the text' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l stop -d 'Exact match: stop generating at this string (repeatable; added to "Question:", "</s>", "<|im_end|>")' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l output-dir -d 'Write results.json and one samples_<task>.jsonl per task here' -r -F
+complete -c swift -n "__fish_swift_using_subcommand eval" -s t -l threads -d 'CPU threads for the model (default: all cores)' -r
+complete -c swift -n "__fish_swift_using_subcommand eval" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c swift -n "__fish_swift_using_subcommand eval" -l json -d 'Print the results as one JSON object'
+complete -c swift -n "__fish_swift_using_subcommand eval" -s q -l quiet -d 'Print only results and errors'
+complete -c swift -n "__fish_swift_using_subcommand eval" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c swift -n "__fish_swift_using_subcommand eval" -l no-progress -d 'Do not draw progress bars'
+complete -c swift -n "__fish_swift_using_subcommand eval" -s h -l help -d 'Print help'
+complete -c swift -n "__fish_swift_using_subcommand eval" -s V -l version -d 'Print version'
 complete -c swift -n "__fish_swift_using_subcommand completions" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -186,8 +334,11 @@ complete -c swift -n "__fish_swift_using_subcommand completions" -s v -l verbose
 complete -c swift -n "__fish_swift_using_subcommand completions" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c swift -n "__fish_swift_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer completions help" -f -a "download" -d 'Fetch a model or dataset from the Hugging Face Hub or ModelScope'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer completions help" -f -a "estimate-vram" -d 'Predict the peak memory of a job and decide whether it fits'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer completions help" -f -a "infer" -d 'Generate from the terminal, or serve an OpenAI-compatible API'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "download" -d 'Fetch a model or dataset from the Hugging Face Hub or ModelScope'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "estimate-vram" -d 'Predict the peak memory of a job and decide whether it fits'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "infer" -d 'Generate from the terminal, or serve an OpenAI-compatible API'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "finetune" -d 'Supervised fine-tuning: LoRA, QLoRA on a GGUF, or full'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "merge" -d 'Fold LoRA adapters into a base model, or convert between HF and GGUF'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "eval" -d 'Measure a model: perplexity, multiple-choice accuracy, exact match'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
