@@ -196,6 +196,47 @@ fn multiple_choice_direct_and_url_agree() {
     a.extend(common(&url_ids));
     let argv: Vec<&str> = a.iter().map(String::as_str).collect();
     let v_ids = ok_json(&swift(&argv));
+
+    // Perplexity and greedy generation through the server too.
+    let other = |task: &str, file: &str, extra: &[&str], via_url: bool| -> Value {
+        let f = fixture(file);
+        let mut a: Vec<String> = if via_url {
+            vec!["--url".into(), server.url.clone()]
+        } else {
+            vec!["--model".into(), m.display().to_string()]
+        };
+        for x in ["--task", task, "--dataset", f.to_str().unwrap(), "--json"] {
+            a.push(x.to_string());
+        }
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = a.iter().map(String::as_str).collect();
+        ok_json(&swift(&argv))
+    };
+    let lim = ["--limit", "3"];
+    let (p_url, p_dir) = (
+        other("perplexity", "corpus.jsonl", &lim, true),
+        other("perplexity", "corpus.jsonl", &lim, false),
+    );
+    let (a, b) = (
+        metric(&p_url["results"][0], "perplexity").0,
+        metric(&p_dir["results"][0], "perplexity").0,
+    );
+    assert!(
+        (a - b).abs() / b < 1e-4,
+        "perplexity {a} via --url, {b} here"
+    );
+    let gen = ["--limit", "1", "--max-new-tokens", "12", "--output-dir"];
+    let (g1, g2) = (dir.path().join("g1"), dir.path().join("g2"));
+    let mut e1 = gen.to_vec();
+    e1.push(g1.to_str().unwrap());
+    let mut e2 = gen.to_vec();
+    e2.push(g2.to_str().unwrap());
+    other("exact-match", "gsm8k.jsonl", &e1, true);
+    other("exact-match", "gsm8k.jsonl", &e2, false);
+    assert_eq!(
+        samples(&g1, "gsm8k")[0]["generation"],
+        samples(&g2, "gsm8k")[0]["generation"]
+    );
     drop(server);
 
     let sd = samples(&direct, "arc");

@@ -89,31 +89,40 @@ impl RemoteBackend {
     fn request(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         self.rt.block_on(async {
-            let mut rb = self.client.request(method, &url);
-            if let Some(k) = &self.api_key {
-                rb = rb.bearer_auth(k);
+            // A busy server (429, 503) is asked again a few times.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut rb = self.client.request(method.clone(), &url);
+                if let Some(k) = &self.api_key {
+                    rb = rb.bearer_auth(k);
+                }
+                if let Some(b) = body {
+                    rb = rb.json(b);
+                }
+                let r = rb
+                    .send()
+                    .await
+                    .with_context(|| format!("connecting to {url}"))?;
+                let code = r.status();
+                let text = r
+                    .text()
+                    .await
+                    .with_context(|| format!("reading the answer of {url}"))?;
+                if (code.as_u16() == 429 || code.as_u16() == 503) && attempt < 6 {
+                    tokio::time::sleep(Duration::from_millis(500 * attempt)).await;
+                    continue;
+                }
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+                if !code.is_success() {
+                    let msg = v["error"]["message"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or(text);
+                    bail!("{url} answered {code}: {msg}");
+                }
+                return Ok(v);
             }
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
-            let r = rb
-                .send()
-                .await
-                .with_context(|| format!("connecting to {url}"))?;
-            let code = r.status();
-            let text = r
-                .text()
-                .await
-                .with_context(|| format!("reading the answer of {url}"))?;
-            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
-            if !code.is_success() {
-                let msg = v["error"]["message"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or(text);
-                bail!("{url} answered {code}: {msg}");
-            }
-            Ok(v)
         })
     }
 
@@ -271,7 +280,13 @@ impl Backend for RemoteBackend {
         }
     }
 
-    fn rolling(&self, docs: &[String], _window: Window) -> Result<Vec<RollingResult>> {
+    fn rolling(&self, docs: &[String], window: Window) -> Result<Vec<RollingResult>> {
+        if window.max_length.is_some() || window.stride.is_some() {
+            bail!(
+                "--max-length / --stride need --model: through --url the server scores each \
+                 document whole"
+            );
+        }
         let mut out = Vec::new();
         for d in docs {
             let prompt = match &self.tokenizer {
