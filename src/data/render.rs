@@ -18,7 +18,9 @@
 //!    whole turn as rendered;
 //! 3. the two character positions become token positions by tokenizing the
 //!    text before them: its tokens must be a prefix of the conversation's
-//!    tokens. When a token straddles the boundary (rare: only where the text
+//!    tokens (a position just after a special end-of-turn token needs no
+//!    tokenizing: the tokenizer always splits there, so it is found by
+//!    counting that token's occurrences). When a token straddles the boundary (rare: only where the text
 //!    on both sides merges), the common prefix is used if it is at most two
 //!    tokens short, else the row is an error.
 //!
@@ -173,6 +175,9 @@ fn token_boundary(tok: &Tokenizer, full: &str, pos: usize, ids: &[u32]) -> Resul
     if pos == 0 {
         return Ok(0);
     }
+    if let Some(n) = special_boundary(tok, &full[..pos], ids) {
+        return Ok(n);
+    }
     let pre = tok.encode(&full[..pos], false)?;
     let common = pre.iter().zip(ids).take_while(|(a, b)| a == b).count();
     if common == pre.len() || pre.len() - common <= 2 {
@@ -185,4 +190,23 @@ fn token_boundary(tok: &Tokenizer, full: &str, pos: usize, ids: &[u32]) -> Resul
         pre.len(),
         common
     )
+}
+
+/// When `prefix` ends with a special token (`<|im_end|>`), the tokenizer
+/// splits the text there whatever follows: the boundary is just after the
+/// matching occurrence of that token's id, found without tokenizing the
+/// prefix again.
+fn special_boundary(tok: &Tokenizer, prefix: &str, ids: &[u32]) -> Option<usize> {
+    let (id, text) = tok
+        .eos_ids()
+        .iter()
+        .filter(|&&id| tok.is_special(id))
+        .filter_map(|&id| Some((id, tok.id_to_token(id)?)))
+        .find(|(_, t)| !t.is_empty() && prefix.ends_with(t.as_str()))?;
+    let n = prefix.matches(text.as_str()).count();
+    ids.iter()
+        .enumerate()
+        .filter(|(_, &x)| x == id)
+        .nth(n.checked_sub(1)?)
+        .map(|(i, _)| i + 1)
 }
