@@ -338,7 +338,8 @@ fn ctrl_c_writes_a_checkpoint_exits_130_and_latest_resumes() {
         s(&data),
         "--output-dir",
         s(&out),
-        "--batch-size",
+        // ms-swift's spelling, a hidden alias.
+        "--per_device_train_batch_size",
         "2",
         "--max-steps",
         &(step + 1).to_string(),
