@@ -553,3 +553,21 @@ fn perplexity_of_a_corpus_and_a_task_file() {
         assert!((bp.log2() - bpb).abs() < 1e-9);
     }
 }
+
+#[test]
+fn context_continuation_split_like_lm_eval() {
+    use swift::eval::backend::encode_pair;
+    let tok = swift::tokenizer::Tokenizer::load(&smollm()).unwrap();
+    let (c1, k1) = encode_pair(&tok, "The capital of France is", " Paris").unwrap();
+    // A trailing space of the context belongs to the continuation.
+    let (c2, k2) = encode_pair(&tok, "The capital of France is ", "Paris").unwrap();
+    assert_eq!((&c1, &k1), (&c2, &k2));
+    assert_eq!(c1, tok.encode("The capital of France is", false).unwrap());
+    let whole = tok.encode("The capital of France is Paris", false).unwrap();
+    assert_eq!([c1.clone(), k1.clone()].concat(), whole);
+    assert_eq!(k1.len(), 1, "\" Paris\" is one token");
+    // An empty context is the BOS (else EOS) token.
+    let (c, k) = encode_pair(&tok, "", "Hello").unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(k, tok.encode("Hello", false).unwrap());
+}
