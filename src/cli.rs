@@ -20,15 +20,15 @@ download it, check that it fits, fine-tune it (LoRA, QLoRA, full), align it with
 preference data, merge the adapter, evaluate it, and serve it behind an \
 OpenAI-compatible API.",
     after_help = "Exit codes: 0 success, 1 error, 2 usage error, 3 does not fit the memory budget, 130 interrupted.",
-    propagate_version = true,
-    arg_required_else_help = true
+    propagate_version = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    /// Without a command: a menu on a terminal, the help (exit 2) otherwise.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Flags every command takes.
@@ -111,7 +111,19 @@ where
 }
 
 fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            return commands::menu::run(printer);
+        }
+        let help = Cli::command().render_help();
+        eprintln!("{help}");
+        return Err(crate::Exit::Usage(
+            "no command given (run `swift` on a terminal for a menu, or `swift help`)".into(),
+        )
+        .into());
+    };
+    match command {
         Command::Download(args) => commands::download::run(args, printer),
         Command::EstimateVram(args) => commands::estimate_vram::run(args, printer),
         Command::Infer(args) => commands::infer::run(args, printer),

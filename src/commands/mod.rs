@@ -8,6 +8,7 @@ pub mod eval;
 pub mod finetune;
 pub mod infer;
 pub mod merge;
+pub mod menu;
 
 use std::path::{Path, PathBuf};
 
