@@ -69,6 +69,8 @@ pub enum Command {
     Infer(commands::infer::InferArgs),
     /// Supervised fine-tuning: LoRA, QLoRA on a GGUF, or full
     Finetune(commands::finetune::FinetuneArgs),
+    /// Preference alignment: DPO, IPO, ORPO, SimPO, KTO (LoRA or full)
+    Dpo(commands::dpo::DpoArgs),
     /// Fold LoRA adapters into a base model, or convert between HF and GGUF
     #[command(visible_alias = "export")]
     Merge(commands::merge::MergeArgs),
@@ -128,6 +130,7 @@ fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         Command::EstimateVram(args) => commands::estimate_vram::run(args, printer),
         Command::Infer(args) => commands::infer::run(args, printer),
         Command::Finetune(args) => commands::finetune::run(args, printer),
+        Command::Dpo(args) => commands::dpo::run(args, printer),
         Command::Merge(args) => commands::merge::run(args, printer),
         Command::Eval(args) => commands::eval::run(args, printer),
         Command::Completions(args) => commands::completions::run(args, printer),

@@ -2,6 +2,7 @@
 //! print the result. No computation lives here.
 
 pub mod completions;
+pub mod dpo;
 pub mod download;
 pub mod estimate_vram;
 pub mod eval;

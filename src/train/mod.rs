@@ -21,6 +21,7 @@
 //! * [`sft`]: the cross-entropy objective.
 
 pub mod checkpoint;
+pub mod dpo;
 pub mod events;
 pub mod lora;
 pub mod optim;
