@@ -105,7 +105,12 @@ pub struct DpoArgs {
     pub beta: Option<f64>,
 
     /// Conservative DPO / SimPO: probability the preference label is flipped
-    #[arg(long, alias = "label_smoothing", default_value_t = 0.0, value_name = "E")]
+    #[arg(
+        long,
+        alias = "label_smoothing",
+        default_value_t = 0.0,
+        value_name = "E"
+    )]
     pub label_smoothing: f64,
 
     /// SimPO's target reward margin
@@ -113,11 +118,21 @@ pub struct DpoArgs {
     pub simpo_gamma: f64,
 
     /// KTO: weight of desirable examples
-    #[arg(long, alias = "desirable_weight", default_value_t = 1.0, value_name = "W")]
+    #[arg(
+        long,
+        alias = "desirable_weight",
+        default_value_t = 1.0,
+        value_name = "W"
+    )]
     pub desirable_weight: f64,
 
     /// KTO: weight of undesirable examples
-    #[arg(long, alias = "undesirable_weight", default_value_t = 1.0, value_name = "W")]
+    #[arg(
+        long,
+        alias = "undesirable_weight",
+        default_value_t = 1.0,
+        value_name = "W"
+    )]
     pub undesirable_weight: f64,
 
     /// Start the policy from this LoRA adapter (e.g. an SFT result); it keeps training
@@ -130,7 +145,11 @@ pub struct DpoArgs {
 
     /// Compute the reference log-probs once before training (no reference
     /// model kept during training; useful with --tuner full)
-    #[arg(long, alias = "precompute_ref_log_probs", alias = "precompute-ref-log-probs")]
+    #[arg(
+        long,
+        alias = "precompute_ref_log_probs",
+        alias = "precompute-ref-log-probs"
+    )]
     pub precompute_ref_logps: bool,
 
     /// Where the adapter / weights, checkpoints and logs go
@@ -289,9 +308,11 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
         )
         .into());
     }
-    let beta = args
-        .beta
-        .unwrap_or(if args.loss == LossKind::Simpo { 2.0 } else { 0.1 });
+    let beta = args.beta.unwrap_or(if args.loss == LossKind::Simpo {
+        2.0
+    } else {
+        0.1
+    });
     if beta <= 0.0 || !beta.is_finite() {
         return Err(Exit::Usage("--beta must be positive".into()).into());
     }
@@ -359,7 +380,10 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
         r.train_rows, r.val_rows, r.length_min, r.length_median, r.length_p95, r.length_max
     ));
     let (train_s, val_s) = if args.loss == LossKind::Kto {
-        (dpo::unpair(data.train.clone()), dpo::unpair(data.val.clone()))
+        (
+            dpo::unpair(data.train.clone()),
+            dpo::unpair(data.val.clone()),
+        )
     } else {
         if data.train.iter().any(|s| s.label.is_some()) {
             return Err(Exit::Usage(format!(
@@ -394,7 +418,11 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
         base: job,
     };
     let plan = plan::plan(&cfg, &device, device.free_bytes, &req);
-    printer.info(&format!("plan: {}: {}", plan.job.method.name(), plan.reason));
+    printer.info(&format!(
+        "plan: {}: {}",
+        plan.job.method.name(),
+        plan.reason
+    ));
     if !plan.fits {
         printer.warn("warning: the planner's estimate does not fit this machine's free memory");
     }
@@ -426,8 +454,20 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
         }
         if args.precompute_ref_logps {
             printer.info("reference: computing log-probs once before training");
-            dpo::precompute_reference(&base, &mut train_items, pad_id, batch_size, progress.as_ref())?;
-            dpo::precompute_reference(&base, &mut val_items, pad_id, batch_size, progress.as_ref())?;
+            dpo::precompute_reference(
+                &base,
+                &mut train_items,
+                pad_id,
+                batch_size,
+                progress.as_ref(),
+            )?;
+            dpo::precompute_reference(
+                &base,
+                &mut val_items,
+                pad_id,
+                batch_size,
+                progress.as_ref(),
+            )?;
         } else {
             reference = Some(base);
         }

@@ -336,7 +336,10 @@ impl Preference<'_> {
             return Ok(Tensor::from_vec(v, 2 * b, &Device::Cpu)?);
         }
         let Some(reference) = self.reference else {
-            bail!("the {:?} loss needs a reference model or precomputed reference log-probs", self.cfg.loss);
+            bail!(
+                "the {:?} loss needs a reference model or precomputed reference log-probs",
+                self.cfg.loss
+            );
         };
         let h = hidden_no_grad(reference, &rows.ids)?;
         Ok(seq_logps(reference, rows, &h, false)?.detach())
@@ -418,7 +421,8 @@ impl Objective<PrefItem> for Preference<'_> {
                 0.0
             };
             let pol = policy.narrow(0, 0, b)?;
-            let (losses, rewards) = kto_losses(cfg, &pol, &reference.narrow(0, 0, b)?, &labels, kl)?;
+            let (losses, rewards) =
+                kto_losses(cfg, &pol, &reference.narrow(0, 0, b)?, &labels, kl)?;
             let rw: Vec<f32> = rewards.to_vec1()?;
             let lp: Vec<f32> = pol.detach().to_vec1()?;
             let (mut sc, mut cc, mut sr, mut cr, mut lc, mut lr) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
@@ -461,8 +465,16 @@ impl Objective<PrefItem> for Preference<'_> {
             let r: Vec<f32> = rwr.to_vec1()?;
             let acc = c.iter().zip(&r).filter(|(a, b)| a > b).count() as f64;
             let margin: f64 = c.iter().zip(&r).map(|(a, b)| (a - b) as f64).sum();
-            metrics.push(("rewards/chosen".into(), c.iter().map(|&x| x as f64).sum(), n));
-            metrics.push(("rewards/rejected".into(), r.iter().map(|&x| x as f64).sum(), n));
+            metrics.push((
+                "rewards/chosen".into(),
+                c.iter().map(|&x| x as f64).sum(),
+                n,
+            ));
+            metrics.push((
+                "rewards/rejected".into(),
+                r.iter().map(|&x| x as f64).sum(),
+                n,
+            ));
             metrics.push(("rewards/accuracies".into(), acc, n));
             metrics.push(("rewards/margins".into(), margin, n));
             metrics.push(("logps/chosen".into(), mean_of(&pc.detach())?, n));
@@ -488,8 +500,12 @@ mod tests {
     use crate::train::lora::{attach_lora, LoraOptions};
 
     fn t(v: &[f64]) -> Tensor {
-        Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), v.len(), &Device::Cpu)
-            .unwrap()
+        Tensor::from_vec(
+            v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+            v.len(),
+            &Device::Cpu,
+        )
+        .unwrap()
     }
 
     fn v(x: &Tensor) -> Vec<f64> {
@@ -555,9 +571,14 @@ mod tests {
     #[test]
     fn ipo_matches_trl() {
         let beta = 0.1;
-        let (l, _, _) =
-            paired_losses(&cfg(LossKind::Ipo, beta, 0.0), &t(&PC), &t(&PR), &t(&RC), &t(&RR))
-                .unwrap();
+        let (l, _, _) = paired_losses(
+            &cfg(LossKind::Ipo, beta, 0.0),
+            &t(&PC),
+            &t(&PR),
+            &t(&RC),
+            &t(&RR),
+        )
+        .unwrap();
         let want: Vec<f64> = (0..3)
             .map(|i| {
                 let z = (PC[i] - RC[i]) - (PR[i] - RR[i]);
@@ -662,7 +683,12 @@ mod tests {
             reference: Some(&base),
         };
         let out = obj.loss(&m, &refs, 4.0, true).unwrap();
-        let loss = out.loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+        let loss = out
+            .loss
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!((loss - std::f64::consts::LN_2).abs() < 1e-4, "{loss}");
         for (k, s, _) in &out.metrics {
             if k.starts_with("rewards/") && k != "rewards/accuracies" {
@@ -678,7 +704,12 @@ mod tests {
             ..obj
         };
         let out2 = obj.loss(&m, &refs, 4.0, true).unwrap();
-        let l2 = out2.loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+        let l2 = out2
+            .loss
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!((l2 - std::f64::consts::LN_2).abs() < 1e-4, "{l2}");
         // KTO at step 0: policy = reference, kl = 0, each loss 1 - sigmoid(0) = 0.5.
         let kto = Preference {
@@ -692,7 +723,12 @@ mod tests {
             .collect();
         let refs: Vec<&PrefItem> = un.iter().collect();
         let out3 = kto.loss(&m, &refs, refs.len() as f64, true).unwrap();
-        let l3 = out3.loss.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap();
+        let l3 = out3
+            .loss
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!((l3 - 0.5).abs() < 1e-4, "{l3}");
     }
 
