@@ -13,6 +13,8 @@ use serde_json::json;
 
 use crate::data::{self, DatasetSpec, SftOptions, Truncation};
 use crate::error::Exit;
+use crate::model::config::ModelConfig;
+use crate::model::gguf::GgmlType;
 use crate::model::{LoadOptions, Model};
 use crate::planner::memory::{Dtype, Job, Method, Quant};
 use crate::planner::plan::{self, Request};
@@ -251,6 +253,13 @@ pub struct FinetuneArgs {
     #[arg(long, alias = "resume_from_checkpoint", value_name = "DIR|latest")]
     pub resume_from_checkpoint: Option<String>,
 
+    /// QLoRA on a full-precision model: quantize the frozen base's decoder
+    /// linears at load, 4 = NF4 (bitsandbytes' 4-bit NormalFloat, blocks of
+    /// 64), 8 = 8-bit blocks. Implies --method qlora; `auto` picks 4 when the
+    /// planner chooses QLoRA. A GGUF trains on its own quantized weights.
+    #[arg(long, alias = "quant_bits", value_name = "4|8", value_parser = clap::builder::PossibleValuesParser::new(["4", "8"]))]
+    pub quant_bits: Option<String>,
+
     /// CPU threads (default: all cores)
     #[arg(long, short = 't', value_name = "N")]
     pub threads: Option<usize>,
@@ -274,6 +283,17 @@ pub fn parse_spec(s: &str) -> DatasetSpec {
         path: PathBuf::from(s),
         sample: None,
     }
+}
+
+/// The block types of a GGUF's tensors, with counts (`{"Q4_1": 210, ...}`).
+fn gguf_types(path: &Path) -> serde_json::Value {
+    let mut counts = std::collections::BTreeMap::new();
+    if let Ok(g) = crate::model::gguf::GgufFile::open(path) {
+        for t in &g.tensors {
+            *counts.entry(t.dtype.to_string()).or_insert(0usize) += 1;
+        }
+    }
+    serde_json::json!(counts)
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -325,9 +345,18 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     let path = path.as_path();
     let is_gguf = path.is_file();
 
-    printer.info(&format!("loading {}", path.display()));
-    let mut model = Model::load(path, &LoadOptions::default())
-        .with_context(|| format!("loading the model from {}", path.display()))?;
+    if is_gguf && args.quant_bits.is_some() {
+        return Err(Exit::Usage(
+            "--quant-bits quantizes a full-precision model; a GGUF already is quantized and trains on its own blocks (drop --quant-bits)".into(),
+        )
+        .into());
+    }
+    let cfg = if is_gguf {
+        ModelConfig::from_gguf(&crate::model::gguf::GgufFile::open(path)?)
+    } else {
+        ModelConfig::from_path(path)
+    }
+    .with_context(|| format!("reading the model config of {}", path.display()))?;
     let tok = Tokenizer::load(path)
         .with_context(|| format!("loading the tokenizer from {}", path.display()))?;
 
@@ -373,7 +402,6 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     ));
 
     // Plan.
-    let cfg = model.config().clone();
     let inv = crate::planner::device::detect();
     let device = inv.primary().clone();
     let budget = device.free_bytes;
@@ -402,6 +430,7 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
         Some(Method::Full)
     } else {
         match args.method {
+            MethodArg::Auto if args.quant_bits.is_some() => Some(Method::Qlora),
             MethodArg::Auto => None,
             MethodArg::Lora => Some(Method::Lora),
             MethodArg::Qlora => Some(Method::Qlora),
@@ -423,15 +452,24 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     let plan = plan::plan(&cfg, &device, budget, &req);
     let full = plan.job.method == Method::Full;
     let mut method_note = plan.job.method.name().to_string();
+    let mut quantize: Option<GgmlType> = None;
     if plan.job.method == Method::Qlora {
         if is_gguf {
             method_note = "qlora (LoRA on the GGUF's own quantized weights)".into();
         } else {
-            printer.warn(
-                "warning: the planner chose QLoRA, but quantizing full-precision weights to NF4 \
-                 is not available yet; training LoRA on the f32 weights instead",
+            let t = match args.quant_bits.as_deref() {
+                Some("8") => GgmlType::Q8_0,
+                _ => GgmlType::NF4,
+            };
+            quantize = Some(t);
+            method_note = format!(
+                "qlora ({} base quantized at load, LoRA in f32)",
+                if t == GgmlType::NF4 {
+                    "4-bit NF4"
+                } else {
+                    "8-bit"
+                }
             );
-            method_note = "lora (QLoRA planned; NF4 not available)".into();
         }
     } else if plan.job.method == Method::Lora && is_gguf {
         method_note = "lora on the GGUF's quantized weights (QLoRA)".into();
@@ -440,6 +478,12 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     if !plan.fits {
         printer.warn("warning: the planner's estimate does not fit this machine's free memory");
     }
+    printer.info(&format!("loading {}", path.display()));
+    let mut model = match quantize {
+        Some(t) => Model::load_hf_quantized(path, t),
+        None => Model::load(path, &LoadOptions::default()),
+    }
+    .with_context(|| format!("loading the model from {}", path.display()))?;
     let batch_size = args.batch_size.unwrap_or(plan.job.batch_size).max(1);
     let accum = args
         .gradient_accumulation_steps
@@ -543,6 +587,21 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     ));
 
     let base_name = path.display().to_string();
+    // What the frozen base was trained under, for whoever merges or loads
+    // the adapter later (peft ignores keys it does not know).
+    let quant_record = match (quantize, is_gguf) {
+        (Some(t), _) => Some(serde_json::json!({"swift_quantization": {
+            "method": if t == GgmlType::NF4 { "nf4" } else { "q8_0" },
+            "bits": if t == GgmlType::NF4 { 4 } else { 8 },
+            "block_size": t.block_size(),
+            "double_quant": false,
+        }})),
+        (None, true) => Some(serde_json::json!({"swift_quantization": {
+            "method": "gguf",
+            "types": gguf_types(path),
+        }})),
+        _ => None,
+    };
     let save_params = params.clone();
     let save = |dir: &Path| -> Result<()> {
         if full {
@@ -555,7 +614,13 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
                 },
             )?;
         } else {
-            lora::save_adapter(dir, &save_params, &lora_opts, &base_name, None)?;
+            lora::save_adapter(
+                dir,
+                &save_params,
+                &lora_opts,
+                &base_name,
+                quant_record.clone(),
+            )?;
         }
         tok.save(dir)
     };
