@@ -166,7 +166,7 @@ fn tied_model_without_head_adapter_stays_tied_and_dtype_is_kept() {
     let ad = dir.path().join("adapter");
     write_random_adapter(&ad, &cfg, 4, 8.0, false, "tiny", 4).unwrap();
     let out = dir.path().join("merged");
-    let r = merge(&opts(&base, &[ad.clone()], &out), &NoProgress).unwrap();
+    let r = merge(&opts(&base, std::slice::from_ref(&ad), &out), &NoProgress).unwrap();
     assert!(r.tied_embeddings);
     let c: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
@@ -191,7 +191,7 @@ fn tied_model_without_head_adapter_stays_tied_and_dtype_is_kept() {
     let ad = dir.path().join("adapter16");
     write_random_adapter(&ad, &cfg, 4, 8.0, false, "tiny", 4).unwrap();
     let out = dir.path().join("merged16");
-    let mut o = opts(&base, &[ad.clone()], &out);
+    let mut o = opts(&base, std::slice::from_ref(&ad), &out);
     o.dtype = None;
     let r = merge(&o, &NoProgress).unwrap();
     assert_eq!(r.dtype, "f16");

@@ -107,7 +107,7 @@ fn cached(kind: &str) -> Vec<String> {
             Some((t, id))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.into_iter().map(|(_, id)| id).collect()
 }
 

@@ -121,8 +121,14 @@ struct Source {
     dtype: GgmlType,
 }
 
-/// The tensors in a safetensors file: (name, dtype, shape, absolute start, end).
-fn st_header(path: &Path) -> Result<Vec<(String, String, Vec<usize>, u64, u64)>> {
+/// One entry of a safetensors header: name, dtype, shape, absolute start, end.
+type StEntry = (String, String, Vec<usize>, u64, u64);
+
+/// A LoRA half read from an adapter: values and shape.
+type Half = Option<(Vec<f32>, Vec<usize>)>;
+
+/// The tensors in a safetensors file.
+fn st_header(path: &Path) -> Result<Vec<StEntry>> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = f.metadata()?.len();
     let mut n = [0u8; 8];
@@ -474,7 +480,7 @@ impl Adapter {
             bail!("{} is missing", st.display());
         }
         let f = File::open(&st).with_context(|| format!("opening {}", st.display()))?;
-        let mut halves: BTreeMap<String, [Option<(Vec<f32>, Vec<usize>)>; 2]> = BTreeMap::new();
+        let mut halves: BTreeMap<String, [Half; 2]> = BTreeMap::new();
         let mut emb: BTreeMap<String, bool> = BTreeMap::new();
         let mut replace = BTreeMap::new();
         for (name, dtype, shape, start, end) in st_header(&st)? {

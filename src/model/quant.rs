@@ -1115,7 +1115,7 @@ mod tests {
         let absmax = 2.5f32;
         let mut x: Vec<f32> = NF4_CODES.iter().map(|c| c * absmax).collect();
         x.extend(NF4_CODES.iter().rev().map(|c| c * absmax));
-        x.extend(std::iter::repeat(0.0).take(32));
+        x.extend(std::iter::repeat_n(0.0, 32));
         let q = quantize(GgmlType::NF4, &x).unwrap();
         assert_eq!(q.len(), 36);
         assert_eq!(f32::from_le_bytes(q[..4].try_into().unwrap()), absmax);
