@@ -8,8 +8,8 @@ pub mod estimate_vram;
 pub mod eval;
 pub mod finetune;
 pub mod infer;
-pub mod merge;
 pub mod menu;
+pub mod merge;
 
 use std::path::{Path, PathBuf};
 
