@@ -22,6 +22,9 @@ _swift() {
             swift,download)
                 cmd="swift__subcmd__download"
                 ;;
+            swift,dpo)
+                cmd="swift__subcmd__dpo"
+                ;;
             swift,estimate)
                 cmd="swift__subcmd__estimate__subcmd__vram"
                 ;;
@@ -52,6 +55,9 @@ _swift() {
             swift__subcmd__help,download)
                 cmd="swift__subcmd__help__subcmd__download"
                 ;;
+            swift__subcmd__help,dpo)
+                cmd="swift__subcmd__help__subcmd__dpo"
+                ;;
             swift__subcmd__help,estimate-vram)
                 cmd="swift__subcmd__help__subcmd__estimate__subcmd__vram"
                 ;;
@@ -77,7 +83,7 @@ _swift() {
 
     case "${cmd}" in
         swift)
-            opts="-q -v -h -V --quiet --verbose --color --no-progress --help --version download estimate-vram estimate infer finetune merge export eval completions help"
+            opts="-q -v -h -V --quiet --verbose --color --no-progress --help --version download estimate-vram estimate infer finetune dpo merge export eval completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -176,6 +182,184 @@ _swift() {
                     return 0
                     ;;
                 --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        swift__subcmd__dpo)
+            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --dedup --skip-bad-rows --system --loss --beta --label-smoothing --simpo-gamma --desirable-weight --undesirable-weight --adapter --ref-adapter --precompute-ref-logps --output-dir --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --threads --json --quiet --verbose --color --no-progress --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dataset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --val-dataset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --split-dataset-ratio)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --columns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-length)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --truncation-strategy)
+                    COMPREPLY=($(compgen -W "delete left right" -- "${cur}"))
+                    return 0
+                    ;;
+                --system)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loss)
+                    COMPREPLY=($(compgen -W "dpo ipo orpo simpo kto" -- "${cur}"))
+                    return 0
+                    ;;
+                --beta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label-smoothing)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --simpo-gamma)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --desirable-weight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --undesirable-weight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --adapter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ref-adapter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tuner)
+                    COMPREPLY=($(compgen -W "lora full" -- "${cur}"))
+                    return 0
+                    ;;
+                --lora-rank)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lora-alpha)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lora-dropout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --target-modules)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --learning-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --weight-decay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gradient-accumulation-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lr-scheduler-type)
+                    COMPREPLY=($(compgen -W "cosine linear constant" -- "${cur}"))
+                    return 0
+                    ;;
+                --warmup-ratio)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --warmup-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-grad-norm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-train-epochs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --logging-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --eval-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --save-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --save-total-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --resume-from-checkpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -391,7 +575,7 @@ _swift() {
             return 0
             ;;
         swift__subcmd__finetune)
-            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --packing --loss-on-all-tokens --dedup --skip-bad-rows --system --output-dir --method --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --adam-beta1 --adam-beta2 --adam-epsilon --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --threads --json --quiet --verbose --color --no-progress --help --version"
+            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --packing --loss-on-all-tokens --dedup --skip-bad-rows --system --output-dir --method --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --adam-beta1 --adam-beta2 --adam-epsilon --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --quant-bits --threads --json --quiet --verbose --color --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -533,6 +717,10 @@ _swift() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --quant-bits)
+                    COMPREPLY=($(compgen -W "4 8" -- "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -553,7 +741,7 @@ _swift() {
             return 0
             ;;
         swift__subcmd__help)
-            opts="download estimate-vram infer finetune merge eval completions help"
+            opts="download estimate-vram infer finetune dpo merge eval completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -581,6 +769,20 @@ _swift() {
             return 0
             ;;
         swift__subcmd__help__subcmd__download)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        swift__subcmd__help__subcmd__dpo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -37,6 +37,7 @@ complete -c swift -n "__fish_swift_needs_command" -f -a "estimate-vram" -d 'Pred
 complete -c swift -n "__fish_swift_needs_command" -f -a "estimate" -d 'Predict the peak memory of a job and decide whether it fits'
 complete -c swift -n "__fish_swift_needs_command" -f -a "infer" -d 'Generate from the terminal, or serve an OpenAI-compatible API'
 complete -c swift -n "__fish_swift_needs_command" -f -a "finetune" -d 'Supervised fine-tuning: LoRA, QLoRA on a GGUF, or full'
+complete -c swift -n "__fish_swift_needs_command" -f -a "dpo" -d 'Preference alignment: DPO, IPO, ORPO, SimPO, KTO (LoRA or full)'
 complete -c swift -n "__fish_swift_needs_command" -f -a "merge" -d 'Fold LoRA adapters into a base model, or convert between HF and GGUF'
 complete -c swift -n "__fish_swift_needs_command" -f -a "export" -d 'Fold LoRA adapters into a base model, or convert between HF and GGUF'
 complete -c swift -n "__fish_swift_needs_command" -f -a "eval" -d 'Measure a model: perplexity, multiple-choice accuracy, exact match'
@@ -233,6 +234,8 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l eval-steps -d '
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-steps -d 'Write checkpoint-N/ every N steps (and at the end)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-total-limit -d 'Keep only the newest N checkpoints' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l resume-from-checkpoint -d 'Continue a run: a checkpoint folder, or `latest` in --output-dir' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l quant-bits -d 'QLoRA on a full-precision model: quantize the frozen base\'s decoder linears at load, 4 = NF4 (bitsandbytes\' 4-bit NormalFloat, blocks of 64), 8 = 8-bit blocks. Implies --method qlora; `auto` picks 4 when the planner chooses QLoRA. A GGUF trains on its own quantized weights' -r -f -a "4\t''
+8\t''"
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s t -l threads -d 'CPU threads (default: all cores)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
@@ -248,6 +251,67 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -s v -l verbose -d
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s V -l version -d 'Print version'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l model -d 'A model folder, a .gguf file, or a hub id (`org/name`) fetched first' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l dataset -d 'Preference data: a file (jsonl, json, csv, parquet) or folder, `PATH#N` to sample N rows (repeatable)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l val-dataset -d 'Validation data (otherwise --split-dataset-ratio of the training rows)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l split-dataset-ratio -d 'Fraction of the training rows held out for validation' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l columns -d 'JSON object mapping source column names to standard ones' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-length -d 'Longest prompt + answer in tokens' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l truncation-strategy -d 'What to do with rows over --max-length' -r -f -a "delete\t'Drop rows over --max-length'
+left\t'Keep the end'
+right\t'Keep the start'"
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l system -d 'A default system prompt for rows that have none' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l loss -d 'The preference loss' -r -f -a "dpo\t'DPO, sigmoid loss (with --label-smoothing: conservative DPO)'
+ipo\t'IPO: squared distance of the log-ratio margin to 1/(2 beta)'
+orpo\t'ORPO: SFT on chosen plus beta times the odds-ratio term (no reference)'
+simpo\t'SimPO: length-normalised, margin --simpo-gamma (no reference)'
+kto\t'KTO: unpaired desirable / undesirable completions'"
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l beta -d 'Strength of the KL penalty (DPO/IPO/KTO), ORPO\'s lambda, SimPO\'s beta (default 0.1; 2.0 for SimPO)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l label-smoothing -d 'Conservative DPO / SimPO: probability the preference label is flipped' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l simpo-gamma -d 'SimPO\'s target reward margin' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l desirable-weight -d 'KTO: weight of desirable examples' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l undesirable-weight -d 'KTO: weight of undesirable examples' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l adapter -d 'Start the policy from this LoRA adapter (e.g. an SFT result); it keeps training' -r -F
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l ref-adapter -d 'The reference model is the base with this adapter (default: the base alone)' -r -F
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l output-dir -d 'Where the adapter / weights, checkpoints and logs go' -r -F
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l tuner -d 'What trains: LoRA adapters, or every weight (`full`)' -r -f -a "lora\t''
+full\t''"
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l lora-rank -d 'LoRA rank' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l lora-alpha -d 'LoRA alpha' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l lora-dropout -d 'Dropout on the LoRA input' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l target-modules -d 'Modules LoRA wraps: all-linear, or names (q_proj,k_proj,...)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l learning-rate -d 'Peak learning rate (default 5e-5 for LoRA, 5e-7 for full tuning)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l weight-decay -d 'AdamW decoupled weight decay' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l batch-size -d 'Pairs per forward pass (each pair is two sequences; default: the planner\'s choice)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l gradient-accumulation-steps -d 'Forward passes per optimizer step' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l lr-scheduler-type -d 'Learning-rate schedule after the warm-up' -r -f -a "cosine\t''
+linear\t''
+constant\t''"
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l warmup-ratio -d 'Warm-up as a fraction of the steps' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l warmup-steps -d 'Warm-up steps (overrides --warmup-ratio)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-grad-norm -d 'Clip the gradient norm to this (0 = off)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l num-train-epochs -d 'Passes over the training data' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-steps -d 'Optimizer steps (overrides --num-train-epochs)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l seed -d 'Seed of the LoRA init, the data order and dropout' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l logging-steps -d 'Log (logging.jsonl, TensorBoard) every N steps' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l eval-steps -d 'Evaluate every N steps (and at the end) when there is validation data' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l save-steps -d 'Write checkpoint-N/ every N steps (and at the end)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l save-total-limit -d 'Keep only the newest N checkpoints' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l resume-from-checkpoint -d 'Continue a run: a checkpoint folder, or `latest` in --output-dir' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -s t -l threads -d 'CPU threads (default: all cores)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l dedup -d 'Remove exact duplicate rows'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l skip-bad-rows -d 'Skip and count malformed rows instead of stopping'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l precompute-ref-logps -d 'Compute the reference log-probs once before training (no reference model kept during training; useful with --tuner full)'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l use-rslora -d 'Rank-stabilised LoRA'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l json -d 'Print a JSON summary on stdout at the end'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -s q -l quiet -d 'Print only results and errors'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -s v -l verbose -d 'Say more (repeat for more detail)'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l no-progress -d 'Do not draw progress bars'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -s V -l version -d 'Print version'
 complete -c swift -n "__fish_swift_using_subcommand merge" -l model -d 'The base model: a Hugging Face folder, a .gguf file, or a hub id' -r -F
 complete -c swift -n "__fish_swift_using_subcommand merge" -l adapter -d 'A peft LoRA adapter folder to fold in (repeat to stack several, applied in order)' -r -F
 complete -c swift -n "__fish_swift_using_subcommand merge" -s o -l output -d 'Where to write: a folder (hf) or a file (gguf)' -r -F
@@ -334,11 +398,12 @@ complete -c swift -n "__fish_swift_using_subcommand completions" -s v -l verbose
 complete -c swift -n "__fish_swift_using_subcommand completions" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c swift -n "__fish_swift_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "download" -d 'Fetch a model or dataset from the Hugging Face Hub or ModelScope'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "estimate-vram" -d 'Predict the peak memory of a job and decide whether it fits'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "infer" -d 'Generate from the terminal, or serve an OpenAI-compatible API'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "finetune" -d 'Supervised fine-tuning: LoRA, QLoRA on a GGUF, or full'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "merge" -d 'Fold LoRA adapters into a base model, or convert between HF and GGUF'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "eval" -d 'Measure a model: perplexity, multiple-choice accuracy, exact match'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune merge eval completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "download" -d 'Fetch a model or dataset from the Hugging Face Hub or ModelScope'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "estimate-vram" -d 'Predict the peak memory of a job and decide whether it fits'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "infer" -d 'Generate from the terminal, or serve an OpenAI-compatible API'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "finetune" -d 'Supervised fine-tuning: LoRA, QLoRA on a GGUF, or full'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "dpo" -d 'Preference alignment: DPO, IPO, ORPO, SimPO, KTO (LoRA or full)'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "merge" -d 'Fold LoRA adapters into a base model, or convert between HF and GGUF'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "eval" -d 'Measure a model: perplexity, multiple-choice accuracy, exact match'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c swift -n "__fish_swift_using_subcommand help; and not __fish_seen_subcommand_from download estimate-vram infer finetune dpo merge eval completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
