@@ -2,8 +2,8 @@
 //! print the result. No computation lives here.
 
 pub mod completions;
-pub mod dpo;
 pub mod download;
+pub mod dpo;
 pub mod estimate_vram;
 pub mod eval;
 pub mod finetune;
