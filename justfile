@@ -32,6 +32,7 @@ bench: build fixtures
     bash fixtures/bench.sh
     python3 fixtures/bench_serve.py || echo "(bench_serve.py failed)"
     python3 fixtures/bench_train.py || echo "(bench_train.py failed)"
+    python3 fixtures/bench_qlora.py || echo "(bench_qlora.py failed)"
 
 # What CI runs
 ready: lint test
