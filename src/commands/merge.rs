@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
 use crate::model::gguf::GgmlType;
 use crate::model::merge::{self, MergeOptions, OutFormat};
+use crate::planner::device::parse_size_bare;
 use crate::printer::Printer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,9 +97,19 @@ pub struct MergeArgs {
     pub json: bool,
 }
 
+/// `--max-shard-size`: `5GB`, `500MB`, `2GiB`; a bare number is bytes, as
+/// transformers' `max_shard_size` reads it.
+fn shard_size(s: &str) -> Result<u64> {
+    match parse_size_bare(s, 1.0) {
+        Some(v) if v >= 1 => Ok(v),
+        Some(_) => bail!("--max-shard-size `{s}` is too small"),
+        None => bail!("--max-shard-size: `{s}` is not a size (examples: 5GB, 500MB, 2GiB)"),
+    }
+}
+
 pub fn run(args: MergeArgs, printer: &Printer) -> Result<()> {
     let base = super::resolve_model_arg(&args.model, &[])?;
-    let max_shard_bytes = merge::parse_size(&args.max_shard_size)?;
+    let max_shard_bytes = shard_size(&args.max_shard_size)?;
     let opts = MergeOptions {
         base,
         adapters: args.adapter.clone(),
@@ -158,4 +169,20 @@ pub fn run(args: MergeArgs, printer: &Printer) -> Result<()> {
         printer.data(&report.output.display().to_string());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_sizes() {
+        assert_eq!(shard_size("5GB").unwrap(), 5_000_000_000);
+        assert_eq!(shard_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(shard_size("1024").unwrap(), 1024);
+        assert_eq!(shard_size("1.5MB").unwrap(), 1_500_000);
+        assert!(shard_size("five").is_err());
+        assert!(shard_size("5XB").is_err());
+        assert!(shard_size("0.1").is_err());
+    }
 }

@@ -1421,48 +1421,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Parse a size such as `5GB`, `500MB`, `2GiB` or a byte count.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let x: f64 = num
-        .parse()
-        .with_context(|| format!("`{s}` is not a size (examples: 5GB, 500MB, 2GiB)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024f64.powi(4),
-        other => bail!("unknown size unit `{other}` in `{s}`"),
-    };
-    let v = x * mult;
-    if v < 1.0 {
-        bail!("size `{s}` is too small");
-    }
-    Ok(v as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("5GB").unwrap(), 5_000_000_000);
-        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert_eq!(parse_size("1.5MB").unwrap(), 1_500_000);
-        assert!(parse_size("five").is_err());
-        assert!(parse_size("5XB").is_err());
-    }
 
     #[test]
     fn name_keys() {

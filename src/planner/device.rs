@@ -178,6 +178,12 @@ fn detect_metal() -> Option<Device> {
 /// Parse a memory size: `24GiB`, `24 GB`, `24g`, `16000MiB`, `1.5T`; a bare
 /// number means GiB.
 pub fn parse_size(s: &str) -> Option<u64> {
+    parse_size_bare(s, 1024f64.powi(3))
+}
+
+/// [`parse_size`] with a bare number counted in units of `bare` bytes (1 for
+/// transformers-style `max_shard_size` values).
+pub fn parse_size_bare(s: &str, bare: f64) -> Option<u64> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -188,7 +194,8 @@ pub fn parse_size(s: &str) -> Option<u64> {
         return None;
     }
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "g" | "gib" => 1024f64.powi(3),
+        "" => bare,
+        "g" | "gib" => 1024f64.powi(3),
         "gb" => 1e9,
         "m" | "mib" => 1024f64.powi(2),
         "mb" => 1e6,
