@@ -134,9 +134,9 @@ fn split_name(name: &str) -> Option<(String, char)> {
     None
 }
 
-/// Attach the adapter in `dir` to `model`. Returns how many layers got a LoRA.
-pub fn apply(model: &mut Model, dir: &Path) -> Result<usize> {
-    let cfg = AdapterConfig::read(dir)?;
+/// The adapter's `adapter_model.safetensors`, or an error saying why not
+/// (missing, or only peft's older pickle `adapter_model.bin`).
+pub fn weights_file(dir: &Path) -> Result<std::path::PathBuf> {
     let st = dir.join("adapter_model.safetensors");
     if !st.exists() {
         if dir.join("adapter_model.bin").exists() {
@@ -147,6 +147,13 @@ pub fn apply(model: &mut Model, dir: &Path) -> Result<usize> {
         }
         bail!("{} is missing", st.display());
     }
+    Ok(st)
+}
+
+/// Attach the adapter in `dir` to `model`. Returns how many layers got a LoRA.
+pub fn apply(model: &mut Model, dir: &Path) -> Result<usize> {
+    let cfg = AdapterConfig::read(dir)?;
+    let st = weights_file(dir)?;
     let tensors = candle_core::safetensors::load(&st, &Device::Cpu)
         .with_context(|| format!("reading {}", st.display()))?;
     let mut pairs: HashMap<String, (Option<Tensor>, Option<Tensor>)> = HashMap::new();

@@ -469,16 +469,7 @@ impl Adapter {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(String::from);
-        let st = dir.join("adapter_model.safetensors");
-        if !st.exists() {
-            if dir.join("adapter_model.bin").exists() {
-                bail!(
-                    "{}: adapter_model.bin (pickle) is not supported; save with safetensors",
-                    dir.display()
-                );
-            }
-            bail!("{} is missing", st.display());
-        }
+        let st = super::adapter::weights_file(dir)?;
         let f = File::open(&st).with_context(|| format!("opening {}", st.display()))?;
         let mut halves: BTreeMap<String, [Half; 2]> = BTreeMap::new();
         let mut emb: BTreeMap<String, bool> = BTreeMap::new();
