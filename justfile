@@ -33,6 +33,7 @@ bench: build fixtures
     python3 fixtures/bench_serve.py || echo "(bench_serve.py failed)"
     python3 fixtures/bench_train.py || echo "(bench_train.py failed)"
     python3 fixtures/bench_qlora.py || echo "(bench_qlora.py failed)"
+    python3 fixtures/bench_dpo.py || echo "(bench_dpo.py failed)"
 
 # What CI runs
 ready: lint test
