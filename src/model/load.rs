@@ -261,6 +261,12 @@ impl WeightSource {
                 let t = st
                     .load(name, &dev)
                     .with_context(|| format!("tensor {name} in {}", self.where_()))?;
+                // The tensor is a copy now: let its file pages go, so the
+                // mapping does not count a second time beside the loaded
+                // weights (or beside their quantized form).
+                if let Ok(view) = st.get(name) {
+                    release_pages(view.data());
+                }
                 Ok(t.to_dtype(DType::F32)?)
             }
             WeightSource::Gguf { arena, base, .. } => {
@@ -336,6 +342,34 @@ impl WeightSource {
             _ => None,
         }
     }
+}
+
+/// Drop the pages of `bytes`, a part of a read-only file mapping, from this
+/// process's resident set (they stay in the page cache; a later read maps
+/// them again from the file). Only whole pages inside `bytes` are dropped.
+fn release_pages(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        extern "C" {
+            fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+        }
+        const MADV_DONTNEED: i32 = 4;
+        const PAGE: usize = 4096;
+        let start = bytes.as_ptr() as usize;
+        let a = start.div_ceil(PAGE) * PAGE;
+        let b = (start + bytes.len()) / PAGE * PAGE;
+        if b > a {
+            // SAFETY: [a, b) lies inside a read-only, file-backed mapping
+            // that nothing writes; MADV_DONTNEED only makes the next access
+            // fault the same file contents in again. A failure (e.g. another
+            // page size) leaves the pages resident, which is harmless.
+            unsafe {
+                madvise(a as *mut std::ffi::c_void, b - a, MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
 }
 
 #[cfg(test)]

@@ -19,10 +19,13 @@
 //! * [`events`]: TensorBoard event files (writer and reader).
 //! * [`plot`]: PNG loss curves.
 //! * [`sft`]: the cross-entropy objective.
+//! * [`head`]: the output head fused with log-softmax and the label gather
+//!   (logits a chunk of rows at a time).
 
 pub mod checkpoint;
 pub mod dpo;
 pub mod events;
+pub mod head;
 pub mod lora;
 pub mod optim;
 pub mod plot;
@@ -89,10 +92,37 @@ pub trait Objective<T>: Sync {
     }
 }
 
+/// Tokens a decoder layer runs at once in [`forward_backward`]: the batch
+/// goes through each layer in groups of `max(1, LAYER_TOKENS / T)` sequences,
+/// so the working set of one layer (its graph, the attention scores) is that
+/// of a group, not of the whole batch. Layers never mix sequences, so the
+/// result is the same as one pass over the whole batch.
+pub const LAYER_TOKENS: usize = 256;
+
+/// Sequences per layer group for a batch of `b` sequences of `t` tokens.
+pub fn layer_group(b: usize, t: usize) -> usize {
+    (LAYER_TOKENS / t.max(1)).clamp(1, b.max(1))
+}
+
+/// The rows `r0..r0 + n` of a batch's layer context.
+fn ctx_rows(
+    ctx: &crate::model::decoder::TrainContext,
+    r0: usize,
+    n: usize,
+) -> Result<crate::model::decoder::TrainContext> {
+    Ok(crate::model::decoder::TrainContext {
+        cos: ctx.cos.narrow(0, r0, n)?,
+        sin: ctx.sin.narrow(0, r0, n)?,
+        mask: ctx.mask.narrow(0, r0, n)?,
+    })
+}
+
 /// Forward and backward of one micro-batch with per-layer recomputation.
-/// Gradients of `params` are added into `grads`; dropout masks of layer `l`
-/// come from `mix(dropout_seed, l)` in both passes, so the recomputed layer
-/// is the one the loss saw.
+/// Gradients of `params` are added into `grads`; dropout masks of layer `l`,
+/// sequence group `k` come from `mix(dropout_seed, l, k)` in both passes, so
+/// the recomputed layer is the one the loss saw. Each layer runs a group of
+/// sequences at a time ([`layer_group`]); the head runs fused with the loss
+/// (see [`head`]) when the objective uses it.
 pub fn forward_backward<T>(
     model: &Model,
     objective: &dyn Objective<T>,
@@ -105,25 +135,45 @@ pub fn forward_backward<T>(
     use crate::model::linear::seed_dropout;
     let ids = objective.inputs(items)?;
     let (x0, ctx) = model.train_embed(&ids, None)?;
+    let (b, t) = ids.dims2()?;
+    let grp = layer_group(b, t);
+    let groups: Vec<(usize, usize)> = (0..b)
+        .step_by(grp)
+        .map(|r0| (r0, grp.min(b - r0)))
+        .collect();
+    let ctxs: Vec<_> = groups
+        .iter()
+        .map(|&(r0, n)| ctx_rows(&ctx, r0, n))
+        .collect::<Result<_>>()?;
     let n = model.layers.len();
     let mut xs: Vec<Tensor> = Vec::with_capacity(n + 1);
     xs.push(x0.detach());
     let add = |gs: &candle_core::backprop::GradStore, grads: &mut [Vec<f32>]| -> Result<()> {
         for (k, p) in params.iter().enumerate() {
             if let Some(g) = gs.get(p.var.as_tensor()) {
-                let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
-                for (a, b) in grads[k].iter_mut().zip(&g) {
-                    *a += b;
-                }
+                let g = g.flatten_all()?;
+                linear_with_f32(&g, |g| {
+                    for (a, b) in grads[k].iter_mut().zip(g) {
+                        *a += b;
+                    }
+                })?;
             }
         }
         Ok(())
     };
     let mut result = || -> Result<LossOut> {
         for i in 0..n {
-            seed_dropout(Some(mix(&[dropout_seed, i as u64])));
-            let y = model.train_layer(i, &xs[i], &ctx, true)?;
-            xs.push(y.detach());
+            let mut ys = Vec::with_capacity(groups.len());
+            for (k, &(r0, m)) in groups.iter().enumerate() {
+                seed_dropout(Some(mix(&[dropout_seed, i as u64, k as u64])));
+                let x = xs[i].narrow(0, r0, m)?;
+                ys.push(model.train_layer(i, &x, &ctxs[k], true)?.detach());
+            }
+            xs.push(if ys.len() == 1 {
+                ys.pop().expect("one group")
+            } else {
+                Tensor::cat(&ys, 0)?
+            });
         }
         // Head: final norm, output head, loss.
         seed_dropout(Some(mix(&[dropout_seed, n as u64])));
@@ -137,16 +187,28 @@ pub fn forward_backward<T>(
             None => return Ok(out),
         };
         drop(gs);
-        // Layers, last first: recompute, then backward <layer(x), g>.
+        drop(hn);
+        // Layers, last first: recompute, then backward <layer(x), g>, a
+        // group of sequences at a time.
         for i in (0..n).rev() {
-            seed_dropout(Some(mix(&[dropout_seed, i as u64])));
-            let xv = candle_core::Var::from_tensor(&xs[i])?;
-            let y = model.train_layer(i, xv.as_tensor(), &ctx, true)?;
-            let gs = (y * &g)?.sum_all()?.backward()?;
-            add(&gs, grads)?;
-            g = match gs.get(xv.as_tensor()) {
-                Some(g) => g.clone(),
-                None => return Ok(out),
+            let mut parts = Vec::with_capacity(groups.len());
+            for (k, &(r0, m)) in groups.iter().enumerate() {
+                seed_dropout(Some(mix(&[dropout_seed, i as u64, k as u64])));
+                let xv = candle_core::Var::from_tensor(&xs[i].narrow(0, r0, m)?)?;
+                let y = model.train_layer(i, xv.as_tensor(), &ctxs[k], true)?;
+                let gs = (y * g.narrow(0, r0, m)?)?.sum_all()?.backward()?;
+                add(&gs, grads)?;
+                match gs.get(xv.as_tensor()) {
+                    Some(gx) => parts.push(gx.clone()),
+                    None => return Ok(out),
+                }
+            }
+            // Layer i's input (and all above it) is not needed again.
+            xs.truncate(i);
+            g = if parts.len() == 1 {
+                parts.pop().expect("one group")
+            } else {
+                Tensor::cat(&parts, 0)?
             };
         }
         // A trainable embedding (full tuning).
@@ -162,6 +224,18 @@ pub fn forward_backward<T>(
     let r = result();
     seed_dropout(None);
     r
+}
+
+/// Run `f` on the f32 values of a (contiguous) tensor, converting only when
+/// it is not f32 already.
+fn linear_with_f32(t: &Tensor, f: impl FnOnce(&[f32])) -> Result<()> {
+    if t.dtype() == candle_core::DType::F32 && t.is_contiguous() {
+        crate::model::linear::with_f32(t, f)
+    } else {
+        let v: Vec<f32> = t.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+        f(&v);
+        Ok(())
+    }
 }
 
 /// The final hidden states without keeping any graph (evaluation).
@@ -542,7 +616,7 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
             seed: cfg.seed,
             data_position: order.position(step),
             rng: "data order of epoch e: StdRng(mix(seed, e, 1)); dropout of micro-batch j of \
-                  step s, layer l: StdRng(mix(mix(seed, s, j, 2), l))"
+                  step s, layer l, sequence group k: StdRng(mix(mix(seed, s, j, 2), l, k))"
                 .into(),
             log_history: history.to_vec(),
             best_eval_loss: best_eval,

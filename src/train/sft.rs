@@ -66,7 +66,9 @@ pub fn collate(items: &[&Sample], pad_id: u32) -> Result<Collated> {
 
 /// Sum of `-log p(target)` over the collated rows from the final hidden
 /// states `[B, T, hidden]`, and the count of argmax hits: the shared core of
-/// SFT (and of ORPO's SFT term).
+/// SFT (and of ORPO's SFT term). The head runs fused with the log-softmax
+/// ([`super::head::label_logprobs`]): the logits exist a chunk of rows at a
+/// time, never for the whole batch.
 pub fn cross_entropy_sum(
     model: &Model,
     c: &Collated,
@@ -79,13 +81,14 @@ pub fn cross_entropy_sum(
     let flat = hidden.reshape((c.b * c.t, h))?;
     let idx = Tensor::from_slice(&c.rows, n, &dev)?;
     let hs = flat.index_select(&idx, 0)?;
-    let logits = model.lm_head.forward_t(&hs, train)?;
-    let ls = candle_nn::ops::log_softmax(&logits, 1)?;
-    let tgt = Tensor::from_slice(&c.targets, (n, 1), &dev)?;
-    let picked = ls.gather(&tgt, 1)?;
-    let loss = picked.sum_all()?.neg()?;
-    let am: Vec<u32> = logits.argmax(1)?.to_vec1()?;
-    let correct = am.iter().zip(&c.targets).filter(|(a, b)| a == b).count();
+    let lp = super::head::label_logprobs(&model.lm_head, &hs, &c.targets, train)?;
+    let loss = lp.logps.sum_all()?.neg()?;
+    let correct = lp
+        .argmax
+        .iter()
+        .zip(&c.targets)
+        .filter(|(a, b)| a == b)
+        .count();
     Ok((loss, correct))
 }
 

@@ -482,3 +482,218 @@ fn layer_by_layer_backward_equals_the_whole_graph() {
         );
     }
 }
+
+/// `sum_i r_i * logp_i` and its gradient with respect to the hidden rows, the
+/// log-probs and the argmaxes, through the fused or the plain head.
+fn head_run(
+    head: &Linear,
+    hs: &[f32],
+    n: usize,
+    targets: &[u32],
+    fused: Option<(usize, usize)>,
+) -> (Vec<f32>, Vec<u32>, Vec<f32>) {
+    let dev = Device::Cpu;
+    let h = hs.len() / n;
+    let x = Var::from_tensor(&Tensor::from_slice(hs, (n, h), &dev).unwrap()).unwrap();
+    let lp = match fused {
+        Some((chunk, band)) => {
+            head::label_logprobs_with(head, x.as_tensor(), targets, true, chunk, band).unwrap()
+        }
+        None => head::label_logprobs_unfused(head, x.as_tensor(), targets, true).unwrap(),
+    };
+    let r: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+    let r = Tensor::from_vec(r, n, &dev).unwrap();
+    let gs = (&lp.logps * r)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g: Vec<f32> = gs
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    (lp.logps.to_vec1().unwrap(), lp.argmax, g)
+}
+
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn fused_head_matches_the_plain_head_in_value_and_gradient() {
+    use crate::model::gguf::GgmlType;
+    use crate::model::quant::{self, QWeight};
+    use std::sync::Arc;
+    let dev = Device::Cpu;
+    let (v, h, n) = (301, 64, 23);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let wv: Vec<f32> = (0..v * h).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let hs: Vec<f32> = (0..n * h).map(|_| rng.gen_range(-1.5..1.5)).collect();
+    let targets: Vec<u32> = (0..n).map(|_| rng.gen_range(0..v as u32)).collect();
+    let bias = Tensor::from_vec(
+        (0..v)
+            .map(|_| rng.gen_range(-0.5f32..0.5))
+            .collect::<Vec<_>>(),
+        v,
+        &dev,
+    )
+    .unwrap();
+    let dense = Linear::Dense {
+        weight: Tensor::from_slice(&wv, (v, h), &dev).unwrap(),
+        bias: None,
+    };
+    let biased = Linear::Dense {
+        weight: Tensor::from_slice(&wv, (v, h), &dev).unwrap(),
+        bias: Some(bias),
+    };
+    let q8 = Linear::Quantized {
+        weight: Arc::new(
+            QWeight::owned(
+                quant::quantize(GgmlType::Q8_0, &wv).unwrap(),
+                GgmlType::Q8_0,
+                v,
+                h,
+            )
+            .unwrap(),
+        ),
+        bias: None,
+    };
+    let q8_dense = Linear::Dense {
+        weight: q8.dense_weight().unwrap(),
+        bias: None,
+    };
+    assert!(head::fusable(&dense) && head::fusable(&q8));
+    for (name, head_l, plain) in [
+        ("dense", &dense, &dense),
+        ("dense + bias", &biased, &biased),
+        ("q8_0", &q8, &q8_dense),
+    ] {
+        let (lp0, am0, g0) = head_run(plain, &hs, n, &targets, None);
+        // One chunk and one band; several chunks (the last one short) and
+        // several bands.
+        for (chunk, band) in [(n, v), (5, 64), (1, 300)] {
+            let (lp, am, g) = head_run(head_l, &hs, n, &targets, Some((chunk, band)));
+            assert!(
+                max_rel(&lp0, &lp) < 1e-5,
+                "{name} chunk {chunk} band {band}: log-probs {lp0:?} vs {lp:?}"
+            );
+            assert_eq!(am0, am, "{name} chunk {chunk}: argmax");
+            let e = max_rel(&g0, &g);
+            assert!(
+                e < 1e-5,
+                "{name} chunk {chunk} band {band}: input gradient off by {e}"
+            );
+        }
+    }
+    // The default chunking, and a label outside the vocabulary is an error.
+    let x = Tensor::from_slice(&hs, (n, h), &dev).unwrap();
+    let d = head::label_logprobs(&dense, &x, &targets, false).unwrap();
+    let (lp0, _, _) = head_run(&dense, &hs, n, &targets, None);
+    assert!(max_rel(&lp0, &d.logps.to_vec1::<f32>().unwrap()) < 1e-5);
+    let mut bad = targets.clone();
+    bad[3] = v as u32;
+    assert!(head::label_logprobs(&dense, &x, &bad, false).is_err());
+}
+
+/// The SFT loss of [`CrossEntropy`] (fused head) against the same loss
+/// written with the plain head, in value and in every LoRA gradient, on a
+/// tiny model with tied embeddings (the head is the frozen embedding).
+#[test]
+fn sft_loss_through_the_fused_head_equals_the_plain_loss() {
+    use super::sft::collate;
+    let (_d, mut m) = tiny("llama-tied");
+    assert!(head::fusable(&m.lm_head));
+    let opts = LoraOptions {
+        dropout: 0.0,
+        ..LoraOptions::default()
+    };
+    let params = attach_lora(&mut m, &opts, 9).unwrap();
+    for p in &params {
+        if p.name.ends_with("lora_B.weight") {
+            let t = Tensor::randn(0f32, 0.1, p.var.as_tensor().shape(), &Device::Cpu).unwrap();
+            p.var.set(&t).unwrap();
+        }
+    }
+    let data = samples(4, 21);
+    let items: Vec<&Sample> = data.iter().collect();
+    let obj = CrossEntropy { pad_id: 0 };
+    let denom = obj.weight(&items);
+    let fused = obj.loss(&m, &items, denom, true).unwrap();
+    let want_acc = fused.metrics[0].1;
+    let fused_g = grads_of(&params, &fused.loss.backward().unwrap());
+    // Plain: whole logits, log-softmax, gather.
+    let c = collate(&items, 0).unwrap();
+    let hid = m.forward_train_hidden(&c.ids, None, true).unwrap();
+    let hsz = hid.dim(2).unwrap();
+    let flat = hid.reshape((c.b * c.t, hsz)).unwrap();
+    let idx = Tensor::from_slice(&c.rows, c.rows.len(), &Device::Cpu).unwrap();
+    let hs = flat.index_select(&idx, 0).unwrap();
+    let lp = head::label_logprobs_unfused(&m.lm_head, &hs, &c.targets, true).unwrap();
+    let plain = (lp.logps.sum_all().unwrap().neg().unwrap() / denom).unwrap();
+    let acc = lp
+        .argmax
+        .iter()
+        .zip(&c.targets)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert_eq!(acc as f64, want_acc);
+    assert!((scalar(&plain) - scalar(&fused.loss)).abs() < 1e-5 * scalar(&plain).abs());
+    let plain_g = grads_of(&params, &plain.backward().unwrap());
+    for (k, p) in params.iter().enumerate() {
+        let e = max_rel(&plain_g[k], &fused_g[k]);
+        assert!(e < 1e-4, "{}: gradient off by {e}", p.name);
+    }
+}
+
+/// Long sequences go through each layer one group of sequences at a time;
+/// the loss and gradients equal the whole graph's.
+#[test]
+fn layer_groups_of_long_sequences_equal_the_whole_graph() {
+    let (_d, mut m) = tiny("llama");
+    let opts = LoraOptions {
+        dropout: 0.0,
+        ..LoraOptions::default()
+    };
+    let params = attach_lora(&mut m, &opts, 4).unwrap();
+    for q in &params {
+        if q.name.ends_with("lora_B.weight") {
+            let t = Tensor::randn(0f32, 0.1, q.var.as_tensor().shape(), &Device::Cpu).unwrap();
+            q.var.set(&t).unwrap();
+        }
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let data: Vec<Sample> = (0..3)
+        .map(|k| {
+            let len = 100 + 20 * k;
+            let ids: Vec<u32> = (0..len).map(|_| rng.gen_range(10..250)).collect();
+            let labels = ids
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| if i < 20 { IGNORE } else { x as i64 })
+                .collect();
+            Sample {
+                input_ids: ids,
+                labels,
+            }
+        })
+        .collect();
+    let items: Vec<&Sample> = data.iter().collect();
+    // 3 sequences of up to 140 tokens: one sequence per group.
+    assert_eq!(layer_group(3, 140), 1);
+    let obj = CrossEntropy { pad_id: 0 };
+    let denom = obj.weight(&items);
+    let whole = obj.loss(&m, &items, denom, true).unwrap();
+    let want = grads_of(&params, &whole.loss.backward().unwrap());
+    let mut got: Vec<Vec<f32>> = params.iter().map(|p| vec![0f32; p.numel()]).collect();
+    let o = forward_backward(&m, &obj, &items, denom, &params, &mut got, 5).unwrap();
+    assert!((scalar(&o.loss) - scalar(&whole.loss)).abs() < 1e-5);
+    for (k, p) in params.iter().enumerate() {
+        let e = max_rel(&want[k], &got[k]);
+        assert!(e < 1e-4, "{}: gradient off by {e}", p.name);
+    }
+}
