@@ -48,6 +48,36 @@ fn menu_asks_shows_the_command_and_runs_it() {
 }
 
 #[test]
+fn menu_fine_tune_merge_and_serve_runs_the_pipeline_command() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = cache.path().join("run");
+    let out = out.to_str().unwrap();
+    let mut s = spawn_menu(cache.path());
+    s.expect("choice [2]: ").unwrap();
+    s.send_line("3").unwrap();
+    s.expect("model (a path, a hub id or a number)").unwrap();
+    s.send_line("missing.gguf").unwrap();
+    s.expect("dataset (a path, a hub id or a number): ")
+        .unwrap();
+    s.send_line("fixtures/train/bananas.jsonl").unwrap();
+    s.expect("output folder [output]: ").unwrap();
+    s.send_line(out).unwrap();
+    s.expect("port [8080]: ").unwrap();
+    s.send_line("0").unwrap();
+    // One scriptable command: the stages live in `swift finetune --serve`.
+    let line = format!(
+        "running: swift finetune --model missing.gguf --dataset fixtures/train/bananas.jsonl --output-dir {out} --serve --port 0"
+    );
+    s.expect(line.as_str()).unwrap();
+    // It runs, and its first stage stops it, named.
+    s.expect("error: [1/4] estimate failed").unwrap();
+    s.expect("missing.gguf does not exist").unwrap();
+    s.expect(Eof).unwrap();
+    let st = s.get_process_mut().wait().unwrap();
+    assert!(matches!(st, expectrl::WaitStatus::Exited(_, 1)), "{st:?}");
+}
+
+#[test]
 fn menu_quit_and_closed_input() {
     let cache = tempfile::tempdir().unwrap();
     let mut s = spawn_menu(cache.path());

@@ -5,7 +5,7 @@
 //! this file prints what they return.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -17,7 +17,7 @@ use crate::model::config::ModelConfig;
 use crate::model::gguf::GgmlType;
 use crate::model::{LoadOptions, Model};
 use crate::planner::memory::{Dtype, Job, Method, Quant};
-use crate::planner::plan::{self, Request};
+use crate::planner::plan::{self, Plan, Request};
 use crate::printer::Printer;
 use crate::tokenizer::Tokenizer;
 use crate::train::lora::{self, LoraOptions};
@@ -51,14 +51,21 @@ pub enum TruncationArg {
     Right,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(after_help = "\
 Writes into --output-dir: the adapter in peft's format (adapter_config.json, \
 adapter_model.safetensors) or, with --tuner full, the model as an HF folder; the tokenizer; \
 checkpoint-N/ folders; logging.jsonl; runs/ (TensorBoard); images/ (loss curves); args.json.
 
 Ctrl-C writes a checkpoint of the last finished step and exits with 130; \
---resume-from-checkpoint latest continues from it exactly.")]
+--resume-from-checkpoint latest continues from it exactly.
+
+With --merge (and --serve) the command is one job in stages: estimate (does it fit?), \
+download (a hub id), finetune, merge (the adapter folded into the base, an HF folder at \
+--merge-output), serve (the merged model behind an OpenAI-compatible API until Ctrl-C). \
+Each stage is reported on stderr; the first failure stops the job with a message naming \
+the stage. Run the same command again and finished stages are skipped (state in \
+OUTPUT_DIR/pipeline.json) and an interrupted training resumes from its last checkpoint.")]
 pub struct FinetuneArgs {
     /// A model folder (config.json + safetensors + tokenizer), a .gguf file, or
     /// a hub id (`org/name`) fetched first
@@ -267,6 +274,45 @@ pub struct FinetuneArgs {
     /// Print a JSON summary on stdout at the end
     #[arg(long)]
     pub json: bool,
+
+    /// After training, fold the adapter into the base model (an HF folder at
+    /// --merge-output) and print where it is; finished stages are skipped when
+    /// the same command runs again
+    #[arg(long, help_heading = "Pipeline")]
+    pub merge: bool,
+
+    /// Where --merge writes the merged model [default: OUTPUT_DIR-merged]
+    #[arg(long, value_name = "DIR", help_heading = "Pipeline")]
+    pub merge_output: Option<PathBuf>,
+
+    /// After merging, serve the merged model (OpenAI-compatible API, as `swift
+    /// infer --serve`) until SIGINT / SIGTERM; implies --merge
+    #[arg(long, help_heading = "Pipeline")]
+    pub serve: bool,
+
+    /// Address --serve listens on [default: 127.0.0.1]
+    #[arg(long, value_name = "HOST", help_heading = "Pipeline")]
+    pub host: Option<String>,
+
+    /// Port --serve listens on; 0 picks a free one (the address is printed)
+    /// [default: 8080]
+    #[arg(long, value_name = "N", help_heading = "Pipeline")]
+    pub port: Option<u16>,
+
+    /// Require `Authorization: Bearer KEY` on /v1/* (with --serve)
+    #[arg(
+        long,
+        env = "SWIFT_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Pipeline"
+    )]
+    pub api_key: Option<String>,
+
+    /// The served model's id in /v1/models and requests (with --serve)
+    /// [default: the merged folder]
+    #[arg(long, value_name = "NAME", help_heading = "Pipeline")]
+    pub served_model_name: Option<String>,
 }
 
 /// `PATH#N` -> spec (a `#` followed by digits at the end).
@@ -298,6 +344,35 @@ fn gguf_types(path: &Path) -> serde_json::Value {
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// What Ctrl-C does once the handler is installed: stop training at the next
+/// step (a checkpoint, exit 130), exit at once (after training: merging), or
+/// nothing (serving: the server's own handler shuts it down gracefully).
+static CTRL_C: AtomicU8 = AtomicU8::new(CTRL_C_TRAINING);
+const CTRL_C_TRAINING: u8 = 0;
+const CTRL_C_EXITS: u8 = 1;
+const CTRL_C_TO_SERVER: u8 = 2;
+
+/// Leave Ctrl-C to the server that is about to start in this process (the
+/// pipeline's serve stage after an in-process training).
+pub fn ctrl_c_to_server() {
+    CTRL_C.store(CTRL_C_TO_SERVER, Ordering::SeqCst);
+}
+
+/// What a finished training run produced.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub output_dir: PathBuf,
+    /// Full tuning (an HF folder) rather than a LoRA adapter.
+    pub full: bool,
+    pub steps: usize,
+    pub train_loss: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub train_seconds: f64,
+    pub tokens_per_second: f64,
+    pub trainable_params: usize,
+    pub event_file: PathBuf,
+}
+
 fn human(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -310,7 +385,95 @@ fn human(n: usize) -> String {
     out
 }
 
+/// The planner's decision for this run (method, batch, accumulation) on a
+/// model with config `cfg` at `path`, for samples of up to `seq_len` tokens:
+/// what training follows, and what the pipeline's estimate stage checks.
+pub fn plan_run(args: &FinetuneArgs, cfg: &ModelConfig, path: &Path, seq_len: usize) -> Plan {
+    let is_gguf = path.is_file();
+    let inv = crate::planner::device::detect();
+    let device = inv.primary().clone();
+    let budget = device.free_bytes;
+    let mut base = Job::new(Method::Lora);
+    base.seq_len = seq_len.max(1);
+    base.lora_rank = args.lora_rank.max(1);
+    base.target_modules = args.target_modules.clone();
+    base.lora_dropout = args.lora_dropout > 0.0;
+    base.cuda_context = false;
+    if is_gguf {
+        if let Ok(src) = super::estimate_vram::read_model(path) {
+            if let Some((linear_bytes, other_bytes)) = src.gguf_bytes {
+                base.quant = Quant::Gguf {
+                    linear_bytes,
+                    other_bytes,
+                };
+            }
+        }
+    }
+    let full_requested = args.tuner == Some(TunerArg::Full) || args.method == MethodArg::Full;
+    let req_method = if full_requested {
+        Some(Method::Full)
+    } else {
+        match args.method {
+            MethodArg::Auto if args.quant_bits.is_some() => Some(Method::Qlora),
+            MethodArg::Auto => None,
+            MethodArg::Lora => Some(Method::Lora),
+            MethodArg::Qlora => Some(Method::Qlora),
+            MethodArg::Full => Some(Method::Full),
+        }
+    };
+    let effective = match (args.batch_size, args.gradient_accumulation_steps) {
+        (None, None) => 16,
+        (b, a) => b.unwrap_or(1) * a.unwrap_or(1),
+    };
+    let req = Request {
+        method: req_method,
+        dtype: Some(Dtype::F32),
+        batch_size: args.batch_size,
+        gradient_checkpointing: Some(false),
+        effective_batch: effective,
+        base,
+    };
+    plan::plan(cfg, &device, budget, &req)
+}
+
 pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
+    if args.merge || args.serve {
+        return super::pipeline::run(args, printer);
+    }
+    for (set, flag) in [
+        (args.merge_output.is_some(), "--merge-output"),
+        (args.host.is_some(), "--host"),
+        (args.port.is_some(), "--port"),
+        (args.served_model_name.is_some(), "--served-model-name"),
+    ] {
+        if set {
+            return Err(Exit::Usage(format!("{flag} needs --merge or --serve")).into());
+        }
+    }
+    let t = train(&args, printer)?;
+    if args.json {
+        let summary = json!({
+            "output_dir": t.output_dir.display().to_string(),
+            "tuner": if t.full { "full" } else { "lora" },
+            "steps": t.steps,
+            "train_loss": t.train_loss,
+            "eval_loss": t.eval_loss,
+            "train_seconds": t.train_seconds,
+            "tokens_per_second": t.tokens_per_second,
+            "trainable_params": t.trainable_params,
+            "event_file": t.event_file.display().to_string(),
+        });
+        printer.data(&serde_json::to_string_pretty(&summary)?);
+    } else {
+        printer.data(&t.output_dir.display().to_string());
+    }
+    Ok(())
+}
+
+/// Load the data and the model, plan, train, and save into --output-dir
+/// (printing progress on stderr, nothing on stdout). Ctrl-C: a checkpoint
+/// and `Exit::Interrupted`.
+pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
     // candle runs its element-wise ops on a pool of spinning threads sized
     // to every core, beside its matmul pool and ours: on a machine with few
     // cores, or shared with other work, they spin against each other (a
@@ -402,54 +565,12 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     ));
 
     // Plan.
-    let inv = crate::planner::device::detect();
-    let device = inv.primary().clone();
-    let budget = device.free_bytes;
-    let mut base = Job::new(Method::Lora);
-    base.seq_len = if args.max_length > 0 {
+    let seq_len = if args.max_length > 0 {
         args.max_length.min(r.length_max.max(1))
     } else {
         r.length_max.max(1)
     };
-    base.lora_rank = args.lora_rank.max(1);
-    base.target_modules = args.target_modules.clone();
-    base.lora_dropout = args.lora_dropout > 0.0;
-    base.cuda_context = false;
-    if is_gguf {
-        if let Ok(src) = super::estimate_vram::read_model(path) {
-            if let Some((linear_bytes, other_bytes)) = src.gguf_bytes {
-                base.quant = Quant::Gguf {
-                    linear_bytes,
-                    other_bytes,
-                };
-            }
-        }
-    }
-    let full_requested = args.tuner == Some(TunerArg::Full) || args.method == MethodArg::Full;
-    let req_method = if full_requested {
-        Some(Method::Full)
-    } else {
-        match args.method {
-            MethodArg::Auto if args.quant_bits.is_some() => Some(Method::Qlora),
-            MethodArg::Auto => None,
-            MethodArg::Lora => Some(Method::Lora),
-            MethodArg::Qlora => Some(Method::Qlora),
-            MethodArg::Full => Some(Method::Full),
-        }
-    };
-    let effective = match (args.batch_size, args.gradient_accumulation_steps) {
-        (None, None) => 16,
-        (b, a) => b.unwrap_or(1) * a.unwrap_or(1),
-    };
-    let req = Request {
-        method: req_method,
-        dtype: Some(Dtype::F32),
-        batch_size: args.batch_size,
-        gradient_checkpointing: Some(false),
-        effective_batch: effective,
-        base,
-    };
-    let plan = plan::plan(&cfg, &device, budget, &req);
+    let plan = plan_run(args, &cfg, path, seq_len);
     let full = plan.job.method == Method::Full;
     let mut method_note = plan.job.method.name().to_string();
     let mut quantize: Option<GgmlType> = None;
@@ -625,11 +746,16 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
         tok.save(dir)
     };
     STOP.store(false, Ordering::SeqCst);
-    let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave now.
-            std::process::exit(crate::error::EXIT_INTERRUPTED);
+    CTRL_C.store(CTRL_C_TRAINING, Ordering::SeqCst);
+    let _ = ctrlc::set_handler(|| match CTRL_C.load(Ordering::SeqCst) {
+        CTRL_C_TRAINING => {
+            if STOP.swap(true, Ordering::SeqCst) {
+                // A second Ctrl-C: leave now.
+                std::process::exit(crate::error::EXIT_INTERRUPTED);
+            }
         }
+        CTRL_C_TO_SERVER => {}
+        _ => std::process::exit(crate::error::EXIT_INTERRUPTED),
     });
     let pad_id = tok
         .pad_id()
@@ -646,7 +772,11 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
         save_model: &save,
         progress: progress.as_ref(),
         stop: &STOP,
-    })?;
+    });
+    // Training is over: from here a Ctrl-C leaves at once (unless the
+    // pipeline hands it to its server).
+    CTRL_C.store(CTRL_C_EXITS, Ordering::SeqCst);
+    let outcome = outcome?;
 
     let last = outcome
         .log_history
@@ -660,14 +790,19 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
         .find_map(|r| r.get("eval_loss").and_then(|v| v.as_f64()));
     if outcome.interrupted {
         printer.warn(&format!(
-            "interrupted at step {}/{}: checkpoint {} (continue with --resume-from-checkpoint latest)",
+            "interrupted at step {}/{}: checkpoint {} ({})",
             outcome.global_step,
             outcome.max_steps,
             outcome
                 .last_checkpoint
                 .as_ref()
                 .map(|p| p.display().to_string())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if args.merge || args.serve {
+                "run the same command again to continue from it"
+            } else {
+                "continue with --resume-from-checkpoint latest"
+            }
         ));
         return Err(Exit::Interrupted.into());
     }
@@ -683,23 +818,17 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
         if full { "model" } else { "adapter" },
         out.display()
     ));
-    if args.json {
-        let summary = json!({
-            "output_dir": out.display().to_string(),
-            "tuner": if full { "full" } else { "lora" },
-            "steps": outcome.global_step,
-            "train_loss": last,
-            "eval_loss": eval,
-            "train_seconds": outcome.train_seconds,
-            "tokens_per_second": tps,
-            "trainable_params": trainable,
-            "event_file": outcome.event_file.display().to_string(),
-        });
-        printer.data(&serde_json::to_string_pretty(&summary)?);
-    } else {
-        printer.data(&out.display().to_string());
-    }
-    Ok(())
+    Ok(Trained {
+        output_dir: out,
+        full,
+        steps: outcome.global_step,
+        train_loss: last,
+        eval_loss: eval,
+        train_seconds: outcome.train_seconds,
+        tokens_per_second: tps,
+        trainable_params: trainable,
+        event_file: outcome.event_file,
+    })
 }
 
 #[cfg(test)]

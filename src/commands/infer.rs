@@ -148,6 +148,41 @@ pub struct InferArgs {
     pub shutdown_grace: u64,
 }
 
+impl InferArgs {
+    /// `swift infer --model MODEL --serve` with every other flag at its
+    /// default: what `swift finetune --serve` hands to [`run`] in-process.
+    pub fn for_serving(model: String) -> InferArgs {
+        InferArgs {
+            model,
+            adapters: Vec::new(),
+            prompt: None,
+            system: None,
+            raw: false,
+            template: None,
+            max_new_tokens: None,
+            temperature: None,
+            top_k: None,
+            top_p: None,
+            min_p: None,
+            repetition_penalty: None,
+            seed: None,
+            stop: Vec::new(),
+            ignore_eos: false,
+            threads: None,
+            json: false,
+            serve: true,
+            host: "127.0.0.1".into(),
+            port: 8080,
+            api_key: None,
+            served_model_name: None,
+            max_batch: 16,
+            queue_size: 64,
+            max_body_bytes: 4 << 20,
+            shutdown_grace: 10,
+        }
+    }
+}
+
 /// An `--adapter` value: `DIR` or `NAME=DIR` (a path that exists wins).
 pub fn adapter_spec(arg: &Path) -> (Option<String>, PathBuf) {
     let s = arg.to_string_lossy();
@@ -751,6 +786,16 @@ mod tests {
         let mut v = vec!["t", "--model", "m.gguf"];
         v.extend_from_slice(extra);
         T::parse_from(v).a
+    }
+
+    #[test]
+    fn for_serving_matches_the_command_line_defaults() {
+        let mut parsed = args(&["--serve"]);
+        parsed.api_key = None; // SWIFT_API_KEY in the environment
+        assert_eq!(
+            format!("{parsed:?}"),
+            format!("{:?}", InferArgs::for_serving("m.gguf".into()))
+        );
     }
 
     #[test]

@@ -3,14 +3,12 @@
 //! first), prints the exact command line it is about to run, so the
 //! scriptable form is learnt on the way, and runs it as a child process.
 //!
-//! "Fine-tune, merge and serve" runs the three commands in turn, reporting
-//! each stage and stopping at the first failure; run again with the same
-//! answers, it skips the stages whose outputs are complete (the adapter
-//! folder, the merged folder) and resumes an interrupted training from its
-//! last checkpoint.
+//! "Fine-tune, merge and serve" is `swift finetune ... --serve`: the stages,
+//! their reports and the resuming live in that command (`commands::pipeline`),
+//! so the menu and a script run the same job.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -150,11 +148,11 @@ pub fn command_line(args: &[String]) -> String {
         .join(" ")
 }
 
-/// What the menu decided: one or more swift invocations, run in order.
+/// What the menu decided: one swift invocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    /// (stage name, arguments after `swift`, skip when this path exists).
-    pub stages: Vec<(String, Vec<String>, Option<PathBuf>)>,
+    /// The arguments after `swift`.
+    pub args: Vec<String>,
 }
 
 /// Ask the questions of the menu and return the job (None: quit).
@@ -174,96 +172,59 @@ pub fn ask_job<R: BufRead, W: Write>(a: &mut Asker<R, W>) -> Result<Option<Job>>
     models.extend(cached("models"));
     let datasets = cached("datasets");
     let s = |x: &str| x.to_string();
-    let one = |name: &str, args: Vec<String>| Job {
-        stages: vec![(name.to_string(), args, None)],
-    };
+    let one = |args: Vec<String>| Job { args };
     let job = match choice.as_str() {
         "q" => return Ok(None),
         "1" => {
             let m = a.ask_source("model", &models)?;
-            one("chat", vec![s("infer"), s("--model"), m])
+            one(vec![s("infer"), s("--model"), m])
         }
         "2" | "3" => {
             let m = a.ask_source("model", &models)?;
             let d = a.ask_source("dataset", &datasets)?;
             let o = a.ask("output folder", Some("output"))?;
-            let mut stages = vec![(
-                s("fine-tune"),
-                vec![
-                    s("finetune"),
-                    s("--model"),
-                    m.clone(),
-                    s("--dataset"),
-                    d,
-                    s("--output-dir"),
-                    o.clone(),
-                ],
-                Some(Path::new(&o).join("adapter_model.safetensors")),
-            )];
+            let mut args = vec![
+                s("finetune"),
+                s("--model"),
+                m,
+                s("--dataset"),
+                d,
+                s("--output-dir"),
+                o,
+            ];
             if choice == "3" {
-                let merged = format!("{}-merged", o.trim_end_matches('/'));
                 let port = a.ask("port", Some("8080"))?;
-                stages.push((
-                    s("merge"),
-                    vec![
-                        s("merge"),
-                        s("--model"),
-                        m,
-                        s("--adapter"),
-                        o,
-                        s("--output"),
-                        merged.clone(),
-                    ],
-                    Some(Path::new(&merged).join("config.json")),
-                ));
-                stages.push((
-                    s("serve"),
-                    vec![
-                        s("infer"),
-                        s("--model"),
-                        merged,
-                        s("--serve"),
-                        s("--port"),
-                        port,
-                    ],
-                    None,
-                ));
+                args.extend([s("--serve"), s("--port"), port]);
             }
-            Job { stages }
+            Job { args }
         }
         "4" => {
             let m = a.ask_source("model", &models)?;
             let d = a.ask_source("preference dataset", &datasets)?;
             let o = a.ask("output folder", Some("output-dpo"))?;
-            one(
-                "dpo",
-                vec![
-                    s("dpo"),
-                    s("--model"),
-                    m,
-                    s("--dataset"),
-                    d,
-                    s("--output-dir"),
-                    o,
-                ],
-            )
+            one(vec![
+                s("dpo"),
+                s("--model"),
+                m,
+                s("--dataset"),
+                d,
+                s("--output-dir"),
+                o,
+            ])
         }
         "5" => {
             let m = a.ask_source("base model", &models)?;
             let ad = a.ask("adapter folder", Some("output"))?;
             let o = a.ask("output folder", Some("merged"))?;
-            one(
-                "merge",
-                vec![
-                    s("merge"),
-                    s("--model"),
-                    m,
-                    s("--adapter"),
-                    ad,
-                    s("--output"),
-                    o,
-                ],
-            )
+            one(vec![
+                s("merge"),
+                s("--model"),
+                m,
+                s("--adapter"),
+                ad,
+                s("--output"),
+                o,
+            ])
         }
         "6" => {
             let m = a.ask_source("model", &models)?;
@@ -272,38 +233,42 @@ pub fn ask_job<R: BufRead, W: Write>(a: &mut Asker<R, W>) -> Result<Option<Job>>
                 Some("multiple-choice"),
             )?;
             let d = a.ask_source("dataset", &datasets)?;
-            one(
-                "eval",
-                vec![
-                    s("eval"),
-                    s("--model"),
-                    m,
-                    s("--task"),
-                    task,
-                    s("--dataset"),
-                    d,
-                ],
-            )
+            one(vec![
+                s("eval"),
+                s("--model"),
+                m,
+                s("--task"),
+                task,
+                s("--dataset"),
+                d,
+            ])
         }
         "7" => {
             let m = a.ask_source("model", &models)?;
             let method = a.ask("method (auto, infer, lora, qlora, full)", Some("auto"))?;
-            one(
-                "estimate",
-                vec![s("estimate-vram"), s("--model"), m, s("--method"), method],
-            )
+            one(vec![
+                s("estimate-vram"),
+                s("--model"),
+                m,
+                s("--method"),
+                method,
+            ])
         }
         "8" => {
             let m = a.ask_source("model", &models)?;
             let port = a.ask("port", Some("8080"))?;
-            one(
-                "serve",
-                vec![s("infer"), s("--model"), m, s("--serve"), s("--port"), port],
-            )
+            one(vec![
+                s("infer"),
+                s("--model"),
+                m,
+                s("--serve"),
+                s("--port"),
+                port,
+            ])
         }
         "9" => {
             let id = a.ask("hub id (org/name; ms::org/name for ModelScope)", None)?;
-            one("download", vec![s("download"), id])
+            one(vec![s("download"), id])
         }
         _ => unreachable!(),
     };
@@ -318,44 +283,13 @@ pub fn run(printer: &Printer) -> Result<()> {
         return Ok(());
     };
     let exe = std::env::current_exe().context("finding the swift executable")?;
-    let n = job.stages.len();
-    for (i, (name, args, done)) in job.stages.iter().enumerate() {
-        let mut args = args.clone();
-        if let Some(d) = done.as_ref().filter(|d| d.exists()) {
-            printer.info(&format!(
-                "stage {}/{n} {name}: already done ({} exists), skipped",
-                i + 1,
-                d.display()
-            ));
-            continue;
-        }
-        // An interrupted training resumes from its last checkpoint.
-        if args.first().map(String::as_str) == Some("finetune") {
-            if let Some(o) = args.iter().position(|a| a == "--output-dir") {
-                let out = Path::new(&args[o + 1]);
-                if crate::train::checkpoint::list(out).is_ok_and(|l| !l.is_empty()) {
-                    args.extend(["--resume-from-checkpoint".into(), "latest".into()]);
-                }
-            }
-        }
-        if n > 1 {
-            printer.info(&format!("stage {}/{n} {name}", i + 1));
-        }
-        printer.info(&format!("running: {}", command_line(&args)));
-        let status = std::process::Command::new(&exe)
-            .args(&args)
-            .status()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        if !status.success() {
-            let code = status.code().unwrap_or(1);
-            if n > 1 {
-                printer.error(&format!(
-                    "stage {}/{n} {name} failed (exit {code}); fix the cause and choose the same job again: finished stages are skipped",
-                    i + 1
-                ));
-            }
-            std::process::exit(code);
-        }
+    printer.info(&format!("running: {}", command_line(&job.args)));
+    let status = std::process::Command::new(&exe)
+        .args(&job.args)
+        .status()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
     }
     Ok(())
 }
@@ -377,19 +311,14 @@ mod tests {
     fn defaults_and_pipeline() {
         let (j, text) = job("3\nm.gguf\ndata.jsonl\n\n9000\n");
         assert!(text.contains("fine-tune, merge and serve"));
-        let j = j.unwrap();
-        let lines: Vec<String> = j.stages.iter().map(|s| command_line(&s.1)).collect();
         assert_eq!(
-            lines,
-            [
-                "swift finetune --model m.gguf --dataset data.jsonl --output-dir output",
-                "swift merge --model m.gguf --adapter output --output output-merged",
-                "swift infer --model output-merged --serve --port 9000",
-            ]
+            command_line(&j.unwrap().args),
+            "swift finetune --model m.gguf --dataset data.jsonl --output-dir output --serve --port 9000"
         );
+        let (j, _) = job("2\nm.gguf\ndata.jsonl\nrun\n");
         assert_eq!(
-            j.stages[0].2.as_deref(),
-            Some(Path::new("output/adapter_model.safetensors"))
+            command_line(&j.unwrap().args),
+            "swift finetune --model m.gguf --dataset data.jsonl --output-dir run"
         );
     }
 
@@ -399,7 +328,7 @@ mod tests {
         let (j, text) = job("x\n7\nmy model\n\n").unwrap_or_else_none();
         assert!(text.contains("choose one of"));
         assert_eq!(
-            command_line(&j.stages[0].1),
+            command_line(&j.args),
             "swift estimate-vram --model 'my model' --method auto"
         );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");

@@ -10,6 +10,7 @@ pub mod finetune;
 pub mod infer;
 pub mod menu;
 pub mod merge;
+pub mod pipeline;
 
 use std::path::{Path, PathBuf};
 
