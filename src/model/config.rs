@@ -179,8 +179,16 @@ impl ModelConfig {
         ])
         .unwrap_or(4096);
         let rms_norm_eps = f64_field(&["rms_norm_eps", "layer_norm_epsilon"]).unwrap_or(1e-6);
-        let rope_theta = f64_field(&["rope_theta", "rotary_emb_base"]).unwrap_or(10000.0);
-        let rope_scaling = v.get("rope_scaling").and_then(|rs| {
+        // transformers 5 writes the theta and the scaling under `rope_parameters`.
+        let rope_parameters = v.get("rope_parameters").filter(|p| p.is_object());
+        let rope_theta = f64_field(&["rope_theta", "rotary_emb_base"])
+            .or_else(|| rope_parameters?.get("rope_theta")?.as_f64())
+            .unwrap_or(10000.0);
+        let scaling = v
+            .get("rope_scaling")
+            .filter(|rs| !rs.is_null())
+            .or(rope_parameters);
+        let rope_scaling = scaling.and_then(|rs| {
             if rs.is_null() {
                 return None;
             }
@@ -532,5 +540,17 @@ mod tests {
         assert_eq!(c.eos_token_ids, vec![1, 7]);
         assert_eq!(c.kv_dim(), 32);
         assert_eq!(c.rope_scaling.as_ref().unwrap().rope_type, "llama3");
+    }
+
+    #[test]
+    fn transformers5_rope_parameters() {
+        let c = ModelConfig::from_json(&json!({
+            "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100,
+            "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}
+        }))
+        .unwrap();
+        assert_eq!(c.rope_theta, 100000.0);
+        assert!(c.rope_scaling.is_none());
     }
 }
