@@ -437,8 +437,21 @@ impl Objective<PrefItem> for Preference<'_> {
                     cr += 1.0;
                 }
             }
+            // Accuracy (swift's; TRL's KTO logs none): the share of items
+            // rewarded on their label's side (desirable > 0, undesirable < 0).
+            let right = labels
+                .iter()
+                .zip(&rw)
+                .filter(|(&d, &r)| if d { r > 0.0 } else { r < 0.0 })
+                .count() as f64;
             metrics.push(("rewards/chosen".into(), sc, cc));
             metrics.push(("rewards/rejected".into(), sr, cr));
+            metrics.push(("rewards/accuracies".into(), right, n));
+            // TRL: mean chosen reward minus mean rejected reward, when the
+            // micro-batch has both.
+            if cc > 0.0 && cr > 0.0 {
+                metrics.push(("rewards/margins".into(), sc / cc - sr / cr, 1.0));
+            }
             metrics.push(("logps/chosen".into(), lc, cc));
             metrics.push(("logps/rejected".into(), lr, cr));
             metrics.push(("kl".into(), kl * n, n));
