@@ -237,6 +237,11 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l resume-from-che
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l quant-bits -d 'QLoRA on a full-precision model: quantize the frozen base\'s decoder linears at load, 4 = NF4 (bitsandbytes\' 4-bit NormalFloat, blocks of 64), 8 = 8-bit blocks. Implies --method qlora; `auto` picks 4 when the planner chooses QLoRA. A GGUF trains on its own quantized weights' -r -f -a "4\t''
 8\t''"
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s t -l threads -d 'CPU threads (default: all cores)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge-output -d 'Where --merge writes the merged model [default: OUTPUT_DIR-merged]' -r -F
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l host -d 'Address --serve listens on [default: 127.0.0.1]' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l port -d 'Port --serve listens on; 0 picks a free one (the address is printed) [default: 8080]' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l api-key -d 'Require `Authorization: Bearer KEY` on /v1/* (with --serve)' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l served-model-name -d 'The served model\'s id in /v1/models and requests (with --serve) [default: the merged folder]' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -246,6 +251,8 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l dedup -d 'Remov
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l skip-bad-rows -d 'Skip and count malformed rows instead of stopping'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l use-rslora -d 'Rank-stabilised LoRA (scale alpha / sqrt(rank))'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l json -d 'Print a JSON summary on stdout at the end'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge -d 'After training, fold the adapter into the base model (an HF folder at --merge-output) and print where it is; finished stages are skipped when the same command runs again'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l serve -d 'After merging, serve the merged model (OpenAI-compatible API, as `swift infer --serve`) until SIGINT / SIGTERM; implies --merge'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s q -l quiet -d 'Print only results and errors'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s v -l verbose -d 'Say more (repeat for more detail)'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l no-progress -d 'Do not draw progress bars'
