@@ -399,10 +399,14 @@ fn load(args: &InferArgs, printer: &Printer) -> Result<Loaded> {
             bail!("adapter folder not found: {}", a.display());
         }
     }
+    // The tokenizer first: building it frees much memory that the model
+    // load hands back to the OS before the weights are read (peak RSS).
+    // The model's error, if any, is still the one reported.
+    let tokenizer = Tokenizer::load(path);
     let model = Model::load(path, &opts)
         .with_context(|| format!("loading the model from {}", path.display()))?;
-    let mut tokenizer = Tokenizer::load(path)
-        .with_context(|| format!("loading the tokenizer from {}", path.display()))?;
+    let mut tokenizer =
+        tokenizer.with_context(|| format!("loading the tokenizer from {}", path.display()))?;
     for w in tokenizer.warnings() {
         printer.warn(w);
     }

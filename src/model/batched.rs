@@ -131,7 +131,7 @@ fn rope_rows(x: &mut [f32], n_heads: usize, hd: usize, cos: &[f32], sin: &[f32])
 /// decodes each once for up to four input rows; otherwise tiles of weight
 /// rows are expanded to f32 once and reused for every input row (the same
 /// arithmetic as [`quant::matmul`]).
-fn qmatmul(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
+pub(crate) fn qmatmul(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if fused::supported(w.dtype) {
         return fused::matmul(w, x, n, y);

@@ -14,10 +14,10 @@ use super::config::{Family, ModelConfig};
 use super::gguf::GgufFile;
 use super::linear::{with_f32, Linear};
 use super::load::WeightSource;
+use super::pool;
 use super::quant::{self, QWeight};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -177,6 +177,23 @@ impl KvCache {
     }
 }
 
+/// Give the heap pages freed so far back to the OS before the weights are
+/// read. glibc keeps freed small blocks mapped; building a tokenizer from
+/// GGUF metadata frees tens of MB of them, which would otherwise count on
+/// top of the weights in the peak resident memory.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim has no preconditions.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let h = w.len();
     for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
@@ -294,13 +311,18 @@ impl Model {
 
     /// Load a GGUF file.
     pub fn load_gguf(path: &Path) -> Result<Model> {
-        let file = GgufFile::open(path)?;
+        trim_heap();
+        let mut file = GgufFile::open(path)?;
         let cfg = ModelConfig::from_gguf(&file)
             .with_context(|| format!("reading the model config from {}", path.display()))?;
         let factors = match file.tensor("rope_freqs.weight") {
             Some(t) => Some(quant::dequantize(t.dtype, file.tensor_data(t))?),
             None => None,
         };
+        // The vocabulary and merges (~100k strings) are the tokenizer's
+        // business: free them before the weights are read.
+        file.metadata.retain(|k, _| !k.starts_with("tokenizer."));
+        trim_heap();
         let src = WeightSource::gguf(file, cfg.clone())?;
         Self::from_source(cfg, &src, factors.as_deref(), path)
     }
@@ -581,9 +603,8 @@ impl Model {
             let vc = &cache.v[li];
             let pads = &cache.pads;
             let qref = &q;
-            let head_out = |bi: usize, hh: usize| -> Vec<f32> {
+            let head_out = |bi: usize, hh: usize, out: &mut [f32]| {
                 let g = hh / (nh / nkv);
-                let mut out = vec![0f32; t * hd];
                 let mut scores = vec![0f32; total];
                 let kb = &kc[bi];
                 let vb = &vc[bi];
@@ -611,27 +632,51 @@ impl Model {
                         sum += *s;
                     }
                     let inv = 1.0 / sum;
+                    for s in &mut scores[lo..=qi] {
+                        *s *= inv;
+                    }
+                    // Eight output lanes at a time held in registers across
+                    // the positions (the same sums, in the same order, as
+                    // one pass per position).
                     let or = &mut out[ti * hd..(ti + 1) * hd];
-                    for j in lo..=qi {
-                        let p = scores[j] * inv;
-                        let vv = &vb[j * kvd + g * hd..j * kvd + (g + 1) * hd];
-                        for (ov, x) in or.iter_mut().zip(vv) {
-                            *ov += p * x;
+                    let mut c = 0;
+                    while c < hd {
+                        let w = 8.min(hd - c);
+                        let mut acc = [0f32; 8];
+                        acc[..w].copy_from_slice(&or[c..c + w]);
+                        for (j, &p) in scores.iter().enumerate().take(qi + 1).skip(lo) {
+                            let at = j * kvd + g * hd + c;
+                            if w == 8 {
+                                let vv: &[f32; 8] = vb[at..at + 8].try_into().unwrap();
+                                for (a, v) in acc.iter_mut().zip(vv) {
+                                    *a += p * v;
+                                }
+                            } else {
+                                for (a, v) in acc.iter_mut().zip(&vb[at..at + w]) {
+                                    *a += p * v;
+                                }
+                            }
                         }
+                        or[c..c + w].copy_from_slice(&acc[..w]);
+                        c += w;
                     }
                 }
-                out
             };
             let work = b * nh * t * total * hd;
-            let outs: Vec<Vec<f32>> = if work > 1 << 16 {
-                (0..b * nh)
-                    .into_par_iter()
-                    .map(|i| head_out(i / nh, i % nh))
-                    .collect()
+            let th = t * hd;
+            let mut outs = vec![0f32; b * nh * th];
+            if work > 1 << 15 {
+                let p = pool::SyncPtr(outs.as_mut_ptr());
+                pool::run(b * nh, |i| {
+                    // SAFETY: task i writes its own head's [i * th, (i + 1) * th).
+                    head_out(i / nh, i % nh, unsafe { p.slice(i * th, th) })
+                });
             } else {
-                (0..b * nh).map(|i| head_out(i / nh, i % nh)).collect()
-            };
-            for (i, ho) in outs.iter().enumerate() {
+                for (i, o) in outs.chunks_exact_mut(th).enumerate() {
+                    head_out(i / nh, i % nh, o);
+                }
+            }
+            for (i, ho) in outs.chunks_exact(th).enumerate() {
                 let (bi, hh) = (i / nh, i % nh);
                 for ti in 0..t {
                     let r = bi * t + ti;

@@ -39,6 +39,7 @@ pub mod gguf;
 pub mod linear;
 pub mod load;
 pub mod merge;
+pub mod pool;
 pub mod quant;
 pub mod sampling;
 

@@ -668,32 +668,48 @@ fn chunk_rows(rows: usize, row_bytes: usize) -> usize {
     (rows.div_ceil(threads * 4)).max(min_rows).min(rows.max(1))
 }
 
+/// Rows per task on the decode pool: a few tasks per thread (a preempted
+/// thread's share is picked up by the others), rounded to even rows (the
+/// kernels walk rows in pairs) and at least ~32 KiB of weights.
+fn pool_chunk_rows(rows: usize, row_bytes: usize) -> usize {
+    let threads = super::pool::threads();
+    if threads == 1 {
+        return rows.max(1);
+    }
+    let min_rows = (32768 / row_bytes.max(1)).max(4);
+    let ch = rows.div_ceil(threads * 3).max(min_rows);
+    (ch + (ch & 1)).min(rows.max(1))
+}
+
 /// `y = W x` for one activation vector (`x.len() == cols`, `y.len() == rows`).
 pub fn matvec(w: &QWeight, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), w.cols);
-    assert_eq!(y.len(), w.rows);
-    let xs = block_sums(x);
-    let ch = chunk_rows(w.rows, w.row_bytes());
-    y.par_chunks_mut(ch)
-        .enumerate()
-        .for_each(|(i, yc)| dot_rows(w, x, &xs, yc, i * ch));
+    matvec_many(&[w], x, &mut [y]);
 }
 
 /// Several matrix-vector products sharing one input, in one parallel region
-/// (e.g. the q, k, v projections).
+/// (e.g. the q, k, v projections), on the spinning decode pool.
 pub fn matvec_many(ws: &[&QWeight], x: &[f32], ys: &mut [&mut [f32]]) {
+    use super::pool::{self, SyncPtr};
     let xs = block_sums(x);
-    let mut jobs: Vec<(&QWeight, usize, &mut [f32])> = Vec::new();
+    let mut jobs: Vec<(&QWeight, usize, SyncPtr<f32>, usize)> = Vec::new();
     for (w, y) in ws.iter().zip(ys.iter_mut()) {
         assert_eq!(x.len(), w.cols);
         assert_eq!(y.len(), w.rows);
-        let ch = chunk_rows(w.rows, w.row_bytes());
-        for (i, yc) in y.chunks_mut(ch).enumerate() {
-            jobs.push((w, i * ch, yc));
+        let ch = pool_chunk_rows(w.rows, w.row_bytes());
+        let p = SyncPtr(y.as_mut_ptr());
+        let mut r0 = 0;
+        while r0 < w.rows {
+            let nr = ch.min(w.rows - r0);
+            jobs.push((w, r0, p, nr));
+            r0 += nr;
         }
     }
-    jobs.into_par_iter()
-        .for_each(|(w, r0, yc)| dot_rows(w, x, &xs, yc, r0));
+    pool::run(jobs.len(), |j| {
+        let (w, r0, p, nr) = jobs[j];
+        // SAFETY: the jobs of one output cover disjoint row ranges of it.
+        let yc = unsafe { p.slice(r0, nr) };
+        dot_rows(w, x, &xs, yc, r0);
+    });
 }
 
 /// `Y = X W^T` for `t` activation rows: `x` is `[t, cols]`, `y` is `[t, rows]`.
@@ -703,6 +719,12 @@ pub fn matmul(w: &QWeight, x: &[f32], t: usize, y: &mut [f32]) {
     assert_eq!(y.len(), t * w.rows);
     if t == 1 {
         return matvec(w, x, y);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && matches!(w.dtype, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0) {
+        // Each block decoded once for up to four rows; bit-identical to the
+        // tiles below (see `batched::qmatmul`).
+        return super::batched::qmatmul(w, x, t, y);
     }
     const TILE: usize = 8;
     let (rows, cols) = (w.rows, w.cols);
@@ -767,8 +789,11 @@ pub fn matmul_f32(w: &[f32], rows: usize, cols: usize, x: &[f32], t: usize, y: &
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// How far ahead (bytes) the kernels prefetch weight rows.
-    const PREFETCH: usize = 640;
+    /// How far ahead (bytes) the kernels prefetch weight rows. Measured on
+    /// the 66 MB of SmolLM2's Q4_1 layers, one thread: 640 bytes per row
+    /// stream 14.4 ms, one sequential stream 2048 bytes ahead 10.6 ms,
+    /// 4096 ahead 10.7 ms (a plain read of the bytes: 6.8 ms).
+    const PREFETCH: usize = 3072;
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -838,38 +863,73 @@ mod avx2 {
         _mm256_fmadd_ps(hi1, _mm256_loadu_ps(xb.add(24)), s)
     }
 
+    /// Ask for the first [`PREFETCH`] bytes of a task's weights (the
+    /// running prefetch below starts that far ahead).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prefetch_head(bytes: &[u8]) {
+        let mut i = 0;
+        while i < PREFETCH.min(bytes.len()) {
+            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(i) as *const i8);
+            i += 64;
+        }
+    }
+
+    /// One running prefetch `PREFETCH` bytes ahead of the point reached in
+    /// the (contiguous) rows of a task; nothing past its end.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prefetch_at(pf: usize, end: usize) {
+        if pf < end {
+            _mm_prefetch::<_MM_HINT_T0>(pf as *const i8);
+        }
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn rows_q4_1(bytes: &[u8], x: &[f32], xs: &[f32], y: &mut [f32]) {
         let nb = x.len() / 32;
         let rb = nb * 20;
         let nrows = y.len();
+        prefetch_head(bytes);
+        let end = bytes.as_ptr() as usize + bytes.len();
+        let mut pf = bytes.as_ptr() as usize + PREFETCH;
         let mut r = 0;
         // Two rows at a time: independent chains for the out-of-order core.
+        let lane2 = _mm256_set1_epi32(2);
         while r + 2 <= nrows {
             let p0 = bytes.as_ptr().add(r * rb);
             let p1 = p0.add(rb);
             let mut a0 = _mm256_setzero_ps();
             let mut a1 = _mm256_setzero_ps();
-            let mut m0 = 0f32;
-            let mut m1 = 0f32;
+            // Lanes: d0 m0 d1 m1 products; the m lanes sum m * block sum.
+            let mut macc = _mm_setzero_ps();
             for b in 0..nb {
                 let xb = x.as_ptr().add(b * 32);
                 let q0 = p0.add(b * 20);
                 let q1 = p1.add(b * 20);
-                // Two interleaved row streams defeat part of the hardware
-                // prefetcher: ask for the lines a few blocks ahead.
-                _mm_prefetch::<_MM_HINT_T0>(q0.add(PREFETCH) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(q1.add(PREFETCH) as *const i8);
+                // The pair of rows is one contiguous region: one line
+                // requested per 40 bytes read.
+                prefetch_at(pf, end);
+                pf += 40;
+                // Both rows' (d, m) halves converted in one instruction.
+                let dm = _mm_cvtph_ps(_mm_insert_epi32::<1>(
+                    _mm_cvtsi32_si128((q0 as *const i32).read_unaligned()),
+                    (q1 as *const i32).read_unaligned(),
+                ));
                 let s0 = nib_dot(q0.add(4), xb);
                 let s1 = nib_dot(q1.add(4), xb);
-                a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(q0)), s0, a0);
-                a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(q1)), s1, a1);
-                let xsb = *xs.get_unchecked(b);
-                m0 += h2f(q0.add(2)) * xsb;
-                m1 += h2f(q1.add(2)) * xsb;
+                a0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(dm), s0, a0);
+                a1 = _mm256_fmadd_ps(
+                    _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), lane2),
+                    s1,
+                    a1,
+                );
+                macc = _mm_fmadd_ps(dm, _mm_set1_ps(*xs.get_unchecked(b)), macc);
             }
-            y[r] = hsum(a0) + m0;
-            y[r + 1] = hsum(a1) + m1;
+            let mut m = [0f32; 4];
+            _mm_storeu_ps(m.as_mut_ptr(), macc);
+            y[r] = hsum(a0) + m[1];
+            y[r + 1] = hsum(a1) + m[3];
             r += 2;
         }
         while r < nrows {
@@ -906,42 +966,67 @@ mod avx2 {
         }
     }
 
+    /// 32 int8 weights at `qs` times 32 floats at `xb` (before the scale).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q8_dot(qs: *const u8, xb: *const f32) -> __m256 {
+        let v0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(qs as *const __m128i)));
+        let v1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+            qs.add(8) as *const __m128i
+        )));
+        let v2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+            qs.add(16) as *const __m128i
+        )));
+        let v3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+            qs.add(24) as *const __m128i
+        )));
+        let s = _mm256_mul_ps(v0, _mm256_loadu_ps(xb));
+        let s = _mm256_fmadd_ps(v1, _mm256_loadu_ps(xb.add(8)), s);
+        let s = _mm256_fmadd_ps(v2, _mm256_loadu_ps(xb.add(16)), s);
+        _mm256_fmadd_ps(v3, _mm256_loadu_ps(xb.add(24)), s)
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn rows_q8_0(bytes: &[u8], x: &[f32], y: &mut [f32]) {
         let nb = x.len() / 32;
         let rb = nb * 34;
-        for (r, o) in y.iter_mut().enumerate() {
+        let nrows = y.len();
+        prefetch_head(bytes);
+        let end = bytes.as_ptr() as usize + bytes.len();
+        let mut pf = bytes.as_ptr() as usize + PREFETCH;
+        let mut r = 0;
+        // Two rows at a time (one contiguous region); each row keeps two
+        // accumulators, even and odd blocks.
+        while r + 2 <= nrows {
             let p0 = bytes.as_ptr().add(r * rb);
-            let mut a0 = _mm256_setzero_ps();
-            let mut a1 = _mm256_setzero_ps();
+            let p1 = p0.add(rb);
+            let mut a = [_mm256_setzero_ps(); 4];
+            for b in 0..nb {
+                prefetch_at(pf, end);
+                pf += 68;
+                let xb = x.as_ptr().add(b * 32);
+                let q0 = p0.add(b * 34);
+                let q1 = p1.add(b * 34);
+                let s0 = q8_dot(q0.add(2), xb);
+                let s1 = q8_dot(q1.add(2), xb);
+                let k = b % 2;
+                a[k] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(q0)), s0, a[k]);
+                a[2 + k] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(q1)), s1, a[2 + k]);
+            }
+            y[r] = hsum(_mm256_add_ps(a[0], a[1]));
+            y[r + 1] = hsum(_mm256_add_ps(a[2], a[3]));
+            r += 2;
+        }
+        while r < nrows {
+            let p0 = bytes.as_ptr().add(r * rb);
+            let mut a = [_mm256_setzero_ps(); 2];
             for b in 0..nb {
                 let q = p0.add(b * 34);
-                _mm_prefetch::<_MM_HINT_T0>(q.add(PREFETCH) as *const i8);
-                let xb = x.as_ptr().add(b * 32);
-                let qs = q.add(2);
-                let v0 =
-                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(qs as *const __m128i)));
-                let v1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                    qs.add(8) as *const __m128i
-                )));
-                let v2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                    qs.add(16) as *const __m128i
-                )));
-                let v3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
-                    qs.add(24) as *const __m128i
-                )));
-                let s = _mm256_mul_ps(v0, _mm256_loadu_ps(xb));
-                let s = _mm256_fmadd_ps(v1, _mm256_loadu_ps(xb.add(8)), s);
-                let s = _mm256_fmadd_ps(v2, _mm256_loadu_ps(xb.add(16)), s);
-                let s = _mm256_fmadd_ps(v3, _mm256_loadu_ps(xb.add(24)), s);
-                let d = _mm256_set1_ps(h2f(q));
-                if b % 2 == 0 {
-                    a0 = _mm256_fmadd_ps(d, s, a0);
-                } else {
-                    a1 = _mm256_fmadd_ps(d, s, a1);
-                }
+                let s = q8_dot(q.add(2), x.as_ptr().add(b * 32));
+                a[b % 2] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(q)), s, a[b % 2]);
             }
-            *o = hsum(_mm256_add_ps(a0, a1));
+            y[r] = hsum(_mm256_add_ps(a[0], a[1]));
+            r += 1;
         }
     }
 }
