@@ -366,3 +366,55 @@ fn hub_id_resolves_config_from_the_hf_cache_offline() {
         stderr(&o)
     );
 }
+
+/// On the CPU (no GPU here) the estimate models this crate's own trainer.
+/// `fixtures/bench_qlora.py` measured SmolLM2-135M, LoRA r8 all-linear,
+/// batch 4 x ~256 tokens: peak RSS 841 MiB for LoRA on f32 weights, 497 MiB
+/// for NF4 QLoRA; the estimate stays within 15% of both.
+#[test]
+fn cpu_estimate_models_our_trainer_and_matches_measured_peaks() {
+    let est = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "estimate-vram",
+            "--model",
+            "fixtures/configs/smollm2-135m",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "256",
+            "--dtype",
+            "f32",
+            "--lora-dropout",
+            "0.05",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = swift(&args);
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(3)),
+            "{}",
+            stderr(&o)
+        );
+        serde_json::from_str(&stdout(&o)).expect("valid JSON")
+    };
+    let mib = |v: &serde_json::Value| v["total_bytes"].as_u64().unwrap() as f64 / 1048576.0;
+    let lora = est(&["--method", "lora"]);
+    let qlora = est(&["--method", "qlora", "--quant-bits", "4"]);
+    for (v, measured) in [(&lora, 841.0), (&qlora, 497.0)] {
+        let e = mib(v);
+        assert!(
+            (e / measured - 1.0).abs() < 0.15,
+            "estimate {e:.0} MiB vs measured {measured} MiB"
+        );
+        let head = v["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "logits + loss")
+            .unwrap();
+        assert!(head["detail"].as_str().unwrap().contains("fused"), "{head}");
+        // No CUDA context on the CPU.
+        assert!(!v.to_string().contains("CUDA"), "{v}");
+    }
+    assert!(mib(&qlora) < 0.65 * mib(&lora));
+}

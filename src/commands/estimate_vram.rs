@@ -370,6 +370,7 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
         job.batch_size = args.batch_size.unwrap_or(1).max(1);
         job.gradient_checkpointing = args.gradient_checkpointing.unwrap_or(true);
         job.cuda_context = device.kind == DeviceKind::Cuda;
+        job.backend = plan::backend_for(&device);
         let est = estimate(cfg, &job);
         let fits = est.total_bytes <= budget;
         (

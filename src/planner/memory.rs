@@ -165,6 +165,18 @@ pub enum LossImpl {
     Full,
 }
 
+/// Which trainer runs the job: the memory each keeps differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// PyTorch + transformers + peft on a GPU (CUDA or Metal).
+    Torch,
+    /// This crate's own trainer (candle, f32 on the CPU): layer-by-layer
+    /// recomputation, the output head fused with the loss, a process
+    /// baseline instead of a CUDA context. See [`candle_training`].
+    Candle,
+}
+
 /// Everything the estimate depends on.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
@@ -191,6 +203,9 @@ pub struct Job {
     pub zero: u8,
     /// Count the CUDA context (about 0.5 GiB, outside PyTorch's allocator).
     pub cuda_context: bool,
+    /// The trainer the estimate models (the planner sets it from the device:
+    /// [`Backend::Candle`] on the CPU).
+    pub backend: Backend,
 }
 
 impl Job {
@@ -218,6 +233,7 @@ impl Job {
             gpus: 1,
             zero: 0,
             cuda_context: true,
+            backend: Backend::Torch,
         }
     }
 
@@ -350,8 +366,255 @@ fn layer_activation_bytes_per_token(cfg: &ModelConfig, job: &Job, seq_len: usize
     attn + mlp + lora
 }
 
+/// Process memory of this crate's trainer besides its tensors: the binary,
+/// the tokenizer, the tokenized data set, thread stacks, the logs (measured
+/// on SmolLM2-135M runs: about 80 MiB).
+pub const CANDLE_RUNTIME_BYTES: f64 = 80.0 * 1024.0 * 1024.0;
+/// Freed memory glibc's heap keeps, as a fraction of what is allocated.
+pub const CANDLE_SLACK: f64 = 0.05;
+/// candle keeps every node of a layer's forward graph until its backward
+/// ends; the pending gradients and the backward's temporaries come on top.
+/// The peak of one layer's recompute-and-backward is this multiple of the
+/// graph's bytes (measured on SmolLM2-135M, 240-1000-token sequences).
+pub const CANDLE_BACKWARD_FACTOR: f64 = 2.3;
+/// Copies of the whole `[tokens, vocab]` logits alive in the plain (unfused)
+/// head's backward: the matmul output, the log-softmax, its gradient, the
+/// gather's scatter and the accumulations candle makes (measured: ~9).
+pub const CANDLE_UNFUSED_LOGIT_COPIES: f64 = 9.0;
+
+/// The forward graph of one decoder layer in our trainer, in f32 values per
+/// token: the RMSNorms (square, normalised, scaled), the projections and
+/// the rotary embedding's pieces, the key/value heads expanded for GQA, the
+/// eager attention scores (scaled, masked, shifted, exponentiated,
+/// normalised: six `heads x T` tensors), the MLP (gate, up, SiLU, product),
+/// the residual sums, and per LoRA-wrapped module the dropout mask and the
+/// dropped input (when dropout is on) and the low-rank output, scaled and
+/// added.
+fn candle_layer_values_per_token(cfg: &ModelConfig, job: &Job, seq_len: usize) -> f64 {
+    let h = cfg.hidden_size as f64;
+    let i = cfg.intermediate_size as f64;
+    let q = cfg.q_dim() as f64;
+    let kv = cfg.kv_dim() as f64;
+    let heads = cfg.num_attention_heads as f64;
+    let norms = 2.0 * 3.0 * h;
+    let proj = q + 2.0 * kv + h;
+    let rope = 5.5 * (q + kv);
+    let gqa = 3.0 * q;
+    let scores = 6.0 * heads * seq_len as f64;
+    let attn_out = 2.0 * q;
+    let residual = 2.0 * h;
+    let mlp = 4.0 * i + h;
+    let mut lora = 0.0;
+    if matches!(job.method, Method::Lora | Method::Qlora | Method::DpoLora) {
+        lora = job
+            .lora_shapes(cfg)
+            .iter()
+            .map(|l| {
+                let drop = if job.lora_dropout {
+                    2.0 * l.in_features as f64
+                } else {
+                    0.0
+                };
+                drop + 3.0 * l.out_features as f64
+            })
+            .sum();
+    }
+    norms + proj + rope + gqa + scores + attn_out + residual + mlp + lora
+}
+
+/// The peak of a training step of this crate's trainer ([`Backend::Candle`]):
+/// f32 weights (or the quantized blocks), the trainable parameters with their
+/// f32 gradient and two AdamW moments, every layer's input (the trainer
+/// recomputes one layer at a time), one layer's recompute-and-backward for
+/// one group of sequences (`crate::train::layer_group`), or the output head
+/// fused with the loss, a chunk of rows of logits at a time
+/// (`crate::train::head`), whichever is larger; and the process itself.
+pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
+    let mut comps: Vec<Component> = Vec::new();
+    let layers = cfg.num_hidden_layers as f64;
+    let total_params = cfg.total_params();
+    let linear_params: f64 = layers
+        * cfg
+            .layer_linears()
+            .iter()
+            .map(|l| (l.in_features * l.out_features) as f64)
+            .sum::<f64>();
+    let other_params = total_params as f64 - linear_params;
+    let (weight_bytes, detail) = match job.quant {
+        Quant::None => (
+            total_params as f64 * 4.0,
+            format!(
+                "{:.2}B params x 4 B (f32){}",
+                total_params as f64 / 1e9,
+                if cfg.tie_word_embeddings {
+                    ", tied embeddings counted once"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Quant::Gguf {
+            linear_bytes,
+            other_bytes,
+        } => (
+            (linear_bytes + other_bytes) as f64,
+            format!(
+                "{:.2}B params as stored in the GGUF file",
+                total_params as f64 / 1e9
+            ),
+        ),
+        Quant::Nf4 { .. } => (
+            linear_params * (0.5 + 4.0 / 64.0) + other_params * 4.0,
+            format!(
+                "{:.2}B linear params 4-bit NF4 + f32 block scales; embeddings, lm_head, norms f32",
+                linear_params / 1e9
+            ),
+        ),
+        Quant::Int8 => (
+            linear_params * 34.0 / 32.0 + other_params * 4.0,
+            format!(
+                "{:.2}B linear params 8-bit (Q8_0 blocks); embeddings, lm_head, norms f32",
+                linear_params / 1e9
+            ),
+        ),
+    };
+    comps.push(Component {
+        name: "weights",
+        bytes: weight_bytes as u64,
+        kind: Kind::Persistent,
+        detail,
+    });
+    let is_lora = matches!(job.method, Method::Lora | Method::Qlora | Method::DpoLora);
+    let lora_params: f64 = if is_lora {
+        layers
+            * job
+                .lora_shapes(cfg)
+                .iter()
+                .map(|l| (job.lora_rank * (l.in_features + l.out_features)) as f64)
+                .sum::<f64>()
+    } else {
+        0.0
+    };
+    let trainable = if is_lora {
+        lora_params
+    } else {
+        total_params as f64
+    };
+    if is_lora {
+        comps.push(Component {
+            name: "lora",
+            bytes: (lora_params * 4.0) as u64,
+            kind: Kind::Persistent,
+            detail: format!(
+                "{:.1}M params (rank {} on {}) x 4 B",
+                lora_params / 1e6,
+                job.lora_rank,
+                job.targets().join(",")
+            ),
+        });
+    }
+    comps.push(Component {
+        name: "gradients",
+        bytes: (trainable * 4.0) as u64,
+        kind: Kind::Persistent,
+        detail: format!(
+            "{} trainable params x 4 B (summed over micro-batches)",
+            human_count(trainable)
+        ),
+    });
+    comps.push(Component {
+        name: "optimizer",
+        bytes: (trainable * 8.0) as u64,
+        kind: Kind::Persistent,
+        detail: "AdamW: 2 states x 4 B per trainable param".to_string(),
+    });
+
+    let batch = job.batch_size.max(1);
+    let seqs = if job.method.is_dpo() {
+        2 * batch
+    } else {
+        batch
+    };
+    let t = job.seq_len.max(1);
+    let tokens = (seqs * t) as f64;
+    let h = cfg.hidden_size as f64;
+    let v = cfg.vocab_size as f64;
+    // Every layer's input plus the hidden states of the head, and the output
+    // of the layer being assembled from its groups.
+    let inputs = (layers + 2.0) * tokens * h * 4.0;
+    let group = crate::train::layer_group(seqs, t);
+    let per_token = candle_layer_values_per_token(cfg, job, t) * 4.0 * CANDLE_BACKWARD_FACTOR;
+    let layer = per_token * (group * t) as f64;
+    comps.push(Component {
+        name: "activations",
+        bytes: (inputs + layer) as u64,
+        kind: Kind::Transient,
+        detail: format!(
+            "{} layer inputs x {tokens} tokens x 4 B + 1 layer recomputed for {group} of {seqs}              sequences at a time ({:.0} KiB/token)",
+            cfg.num_hidden_layers,
+            per_token / 1024.0
+        ),
+    });
+    // The fused head holds a chunk of rows of logits, its softmax and their
+    // product with the weight, and a few hidden-size tensors of the batch;
+    // a trainable head (full tuning) and DPO's log-probs take the plain path.
+    let fused = is_lora && !job.method.is_dpo();
+    let (head, detail) = if fused {
+        let rows = crate::train::head::chunk_rows(cfg.vocab_size) as f64;
+        (
+            3.0 * rows.min(tokens) * v * 4.0 + 4.0 * tokens * h * 4.0,
+            format!(
+                "output head fused with the loss: {} rows x {} vocab x 4 B at a time",
+                rows.min(tokens),
+                cfg.vocab_size
+            ),
+        )
+    } else {
+        (
+            CANDLE_UNFUSED_LOGIT_COPIES * tokens * v * 4.0,
+            format!(
+                "{tokens} tokens x {} vocab x 4 B x {CANDLE_UNFUSED_LOGIT_COPIES} copies (plain head)",
+                cfg.vocab_size
+            ),
+        )
+    };
+    comps.push(Component {
+        name: "logits + loss",
+        bytes: head as u64,
+        kind: Kind::Transient,
+        detail: format!("{detail}; not alive with the layer recompute"),
+    });
+    let transient = inputs + layer.max(head);
+    let persistent: f64 = comps
+        .iter()
+        .filter(|c| c.kind == Kind::Persistent)
+        .map(|c| c.bytes as f64)
+        .sum();
+    let allocated = persistent + transient;
+    let overhead = CANDLE_RUNTIME_BYTES + allocated * CANDLE_SLACK;
+    comps.push(Component {
+        name: "overhead",
+        bytes: overhead as u64,
+        kind: Kind::Overhead,
+        detail: format!(
+            "process (binary, tokenizer, data) {:.0} MiB + heap slack {:.0}%",
+            CANDLE_RUNTIME_BYTES / 1024.0 / 1024.0,
+            CANDLE_SLACK * 100.0
+        ),
+    });
+    Estimate {
+        components: comps,
+        total_bytes: (allocated + overhead) as u64,
+        trainable_params: trainable as u64,
+        total_params,
+    }
+}
+
 /// Estimate the peak memory of `job` on one device for a model with `cfg`.
 pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
+    if job.backend == Backend::Candle && job.method.is_training() {
+        return candle_training(cfg, job);
+    }
     let mut comps: Vec<Component> = Vec::new();
     let w = job.dtype.bytes();
     let layers = cfg.num_hidden_layers as f64;
@@ -791,6 +1054,47 @@ mod tests {
         let z3 = estimate(&c, &job);
         assert_eq!(bytes(&z3, "weights"), 1272 * 2 / 4);
         assert_eq!(bytes(&z3, "optimizer"), 1272 * 4 / 4);
+    }
+
+    #[test]
+    fn candle_backend_counts_what_our_trainer_keeps() {
+        let c = tiny();
+        let mut job = Job::new(Method::Lora);
+        job.backend = Backend::Candle;
+        job.dtype = Dtype::F32;
+        job.batch_size = 2;
+        job.seq_len = 5;
+        job.lora_rank = 2;
+        job.target_modules = vec!["q_proj".into(), "v_proj".into()];
+        let e = estimate(&c, &job);
+        // f32 weights, LoRA 112 params with an f32 gradient and two moments.
+        assert_eq!(bytes(&e, "weights"), 1272 * 4);
+        assert_eq!(bytes(&e, "gradients"), 112 * 4);
+        assert_eq!(bytes(&e, "optimizer"), 112 * 8);
+        // Layer inputs (2 layers + embedding + head) x 10 tokens x 8 x 4 B,
+        // then one layer's working set for the 2 sequences at once.
+        let per_token = candle_layer_values_per_token(&c, &job, 5) * 4.0 * CANDLE_BACKWARD_FACTOR;
+        let acts = 4 * 10 * 8 * 4 + (per_token * 10.0) as u64;
+        assert_eq!(bytes(&e, "activations"), acts);
+        // No CUDA context; the process baseline instead.
+        assert!(e.get("overhead").unwrap().bytes as f64 >= CANDLE_RUNTIME_BYTES);
+        // NF4 as our loader stores it: 4-bit codes + an f32 scale per 64.
+        job.method = Method::Qlora;
+        job.quant = Quant::Nf4 { double_quant: true };
+        let q = estimate(&c, &job);
+        let expect = 1152.0 * (0.5 + 4.0 / 64.0) + 120.0 * 4.0;
+        assert_eq!(bytes(&q, "weights"), expect as u64);
+        // DPO computes its log-probs through the plain head: whole logits.
+        job.method = Method::DpoLora;
+        job.quant = Quant::None;
+        let d = estimate(&c, &job);
+        assert_eq!(
+            bytes(&d, "logits + loss"),
+            (CANDLE_UNFUSED_LOGIT_COPIES * 20.0 * 10.0 * 4.0) as u64
+        );
+        // The torch model of the same job is a different one.
+        job.backend = Backend::Torch;
+        assert_ne!(estimate(&c, &job).total_bytes, d.total_bytes);
     }
 
     #[test]

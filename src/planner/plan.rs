@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::device::{Device, DeviceKind};
-use super::memory::{estimate, Dtype, Estimate, Job, Method, Optimizer, Quant, GIB};
+use super::memory::{estimate, Backend, Dtype, Estimate, Job, Method, Optimizer, Quant, GIB};
 use crate::model::config::ModelConfig;
 
 /// The rule users know: 24 GiB or more trains LoRA, less trains QLoRA.
@@ -38,6 +38,15 @@ pub struct Plan {
     pub fits: bool,
     /// One line saying what was chosen and why.
     pub reason: String,
+}
+
+/// The trainer that runs on `device`: this crate's own (candle) on the CPU,
+/// PyTorch's memory model on GPUs.
+pub fn backend_for(device: &Device) -> Backend {
+    match device.kind {
+        DeviceKind::Cpu => Backend::Candle,
+        _ => Backend::Torch,
+    }
 }
 
 /// The dtype a device trains and runs in.
@@ -74,6 +83,7 @@ pub fn plan(cfg: &ModelConfig, device: &Device, budget: u64, req: &Request) -> P
     let mut reasons: Vec<String> = Vec::new();
     let mut job = req.base.clone();
     job.cuda_context = device.kind == DeviceKind::Cuda;
+    job.backend = backend_for(device);
     job.dtype = match req.dtype {
         Some(d) => d,
         None => {

@@ -256,7 +256,7 @@ fn reduce_row(row: &mut [f32], t: usize, grad: bool) -> (f32, u32) {
             am = j;
         }
     }
-    let sum: f64 = row.iter().map(|&v| ((v - mx).exp()) as f64).sum();
+    let sum: f64 = row.iter().map(|&v| (v - mx).exp() as f64).sum();
     let lse = mx + (sum as f32).ln();
     let logp = row[t] - lse;
     if grad {
