@@ -459,6 +459,7 @@ impl Objective<PrefItem> for Preference<'_> {
         } else {
             let zeros = Tensor::zeros(b, DType::F32, &dev)?;
             let (mut pc, mut pr) = (policy.narrow(0, 0, b)?, policy.narrow(0, b, b)?);
+            let summed_c = pc.clone();
             let (mut rc, mut rr) = match &reference {
                 Some(r) => (r.narrow(0, 0, b)?, r.narrow(0, b, b)?),
                 None => (zeros.clone(), zeros.clone()),
@@ -473,7 +474,17 @@ impl Objective<PrefItem> for Preference<'_> {
                 rc = (rc / &lc)?;
                 rr = (rr / &lr)?;
             }
-            let (losses, rwc, rwr) = paired_losses(cfg, &pc, &pr, &rc, &rr)?;
+            let (mut losses, rwc, rwr) = paired_losses(cfg, &pc, &pr, &rc, &rr)?;
+            if cfg.loss == LossKind::Orpo {
+                // TRL's SFT term is the mean NLL over every chosen token of the
+                // micro-batch, not the mean of the per-pair averages: swap the
+                // per-pair `-pc` for it (equal when the lengths are).
+                let toks = rows.lens[..b].iter().sum::<usize>().max(1) as f64;
+                let nll = (summed_c.sum_all()? / -toks)?;
+                metrics.push(("nll_loss".into(), nll.to_scalar::<f32>()? as f64 * n, n));
+                let nll = nll.reshape(1)?.broadcast_as(b)?;
+                losses = ((losses + &pc)? + nll)?;
+            }
             let c: Vec<f32> = rwc.to_vec1()?;
             let r: Vec<f32> = rwr.to_vec1()?;
             let acc = c.iter().zip(&r).filter(|(a, b)| a > b).count() as f64;
@@ -492,9 +503,6 @@ impl Objective<PrefItem> for Preference<'_> {
             metrics.push(("rewards/margins".into(), margin, n));
             metrics.push(("logps/chosen".into(), mean_of(&pc.detach())?, n));
             metrics.push(("logps/rejected".into(), mean_of(&pr.detach())?, n));
-            if cfg.loss == LossKind::Orpo {
-                metrics.push(("nll_loss".into(), -mean_of(&pc.detach())?, n));
-            }
             losses
         };
         let loss = (losses.sum_all()? / denom.max(1e-12))?;
@@ -743,6 +751,47 @@ mod tests {
             .to_scalar::<f64>()
             .unwrap();
         assert!((l3 - 0.5).abs() < 1e-4, "{l3}");
+    }
+
+    #[test]
+    fn orpo_sft_term_is_the_token_mean_over_the_batch_as_trl() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_model(dir.path(), "llama", 5).unwrap();
+        let m = Model::load_hf(dir.path()).unwrap();
+        let mut data = items(2);
+        data[1].sample.chosen = vec![250, 251, 252, 253, 254, 255, 256];
+        let refs: Vec<&PrefItem> = data.iter().collect();
+        let beta = 0.1;
+        let obj = Preference {
+            cfg: cfg(LossKind::Orpo, beta, 0.0),
+            pad_id: 0,
+            reference: None,
+        };
+        let got = obj
+            .loss(&m, &refs, 2.0, false)
+            .unwrap()
+            .loss
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        // Summed log-probs of each row, then TRL's ORPO by hand.
+        let rows = build_rows(&obj.sequences(&refs), 0).unwrap();
+        let h = hidden_no_grad(&m, &rows.ids).unwrap();
+        let lp = v(&seq_logps(&m, &rows, &h, false).unwrap());
+        let (lc, lr) = (&rows.lens[..2], &rows.lens[2..]);
+        assert_eq!(lc, [3, 7]);
+        let nll = -(lp[0] + lp[1]) / 10.0;
+        let odds: f64 = (0..2)
+            .map(|i| {
+                let (c, r) = (lp[i] / lc[i] as f64, lp[2 + i] / lr[i] as f64);
+                let lo = (c - r) - ((-c.exp()).ln_1p() - (-r.exp()).ln_1p());
+                lsig(lo)
+            })
+            .sum::<f64>()
+            / 2.0;
+        let want = nll - beta * odds;
+        assert!((got - want).abs() < 1e-4, "{got} vs {want}");
     }
 
     #[test]
