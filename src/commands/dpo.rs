@@ -161,8 +161,14 @@ pub struct DpoArgs {
     )]
     pub output_dir: PathBuf,
 
-    /// What trains: LoRA adapters, or every weight (`full`); `--method` as in finetune
-    #[arg(long, alias = "train_type", alias = "method", value_enum, default_value_t = TunerArg::Lora)]
+    /// What trains: LoRA adapters, or every weight (`full`)
+    #[arg(
+        long,
+        alias = "train_type",
+        alias = "method",
+        value_enum,
+        default_value_t = TunerArg::Lora
+    )]
     pub tuner: TunerArg,
 
     /// LoRA rank
