@@ -12,7 +12,9 @@
 //! are claimed one at a time from a shared counter, so a worker that the OS
 //! preempts does not hold the others up). When the pool is busy (another
 //! thread is inside [`run`]) the job runs on rayon instead; results never
-//! depend on which thread ran a task.
+//! depend on which thread ran a task. `SWIFT_NO_POOL=1` in the environment
+//! sends every job to rayon (for A/B measurements; spinning only pays when
+//! the threads have cores to themselves).
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -110,7 +112,7 @@ fn worker(shared: Arc<Shared>, w: usize) {
             }
             std::hint::spin_loop();
             spins += 1;
-            if spins % 64 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
                 shared.sleeping[w].store(true, Ordering::SeqCst);
                 let g = shared.state.load(Ordering::SeqCst) >> 32;
                 if g != seen {
@@ -175,6 +177,10 @@ pub fn run(n: usize, f: impl Fn(usize) + Sync) {
         return f(0);
     }
     let Some(p) = pool() else {
+        if rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            return (0..n).into_par_iter().for_each(&f);
+        }
         return (0..n).for_each(f);
     };
     let guard = match p.busy.try_lock() {
@@ -211,7 +217,7 @@ pub fn run(n: usize, f: impl Fn(usize) + Sync) {
     while sh.done.load(Ordering::Acquire) < n {
         std::hint::spin_loop();
         spins += 1;
-        if spins % 64 == 0 && start.elapsed() > WAIT_SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > WAIT_SPIN {
             *sh.caller.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread::current());
             sh.caller_sleeping.store(true, Ordering::SeqCst);
             while sh.done.load(Ordering::SeqCst) < n {
