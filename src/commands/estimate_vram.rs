@@ -16,7 +16,8 @@ use crate::error::Exit;
 use crate::model::config::ModelConfig;
 use crate::planner::device::{self, Device, DeviceKind, Inventory};
 use crate::planner::memory::{
-    estimate, Attention, Dtype, Estimate, Job, Kind, LossImpl, Method, Optimizer, Quant, GIB,
+    estimate, Attention, Backend, Dtype, Estimate, Job, Kind, LossImpl, Method, Optimizer, Quant,
+    GIB,
 };
 use crate::planner::plan::{self, Plan, Request, Suggestion};
 use crate::printer::Printer;
@@ -371,6 +372,14 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
         job.gradient_checkpointing = args.gradient_checkpointing.unwrap_or(true);
         job.cuda_context = device.kind == DeviceKind::Cuda;
         job.backend = plan::backend_for(&device);
+        if job.backend == Backend::Candle {
+            if let Quant::Nf4 { .. } = job.quant {
+                // Our own trainer's NF4: an f32 scale per block.
+                job.quant = Quant::Nf4 {
+                    double_quant: false,
+                };
+            }
+        }
         let est = estimate(cfg, &job);
         let fits = est.total_bytes <= budget;
         (

@@ -550,7 +550,7 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
         bytes: (inputs + layer) as u64,
         kind: Kind::Transient,
         detail: format!(
-            "{} layer inputs x {tokens} tokens x 4 B + 1 layer recomputed for {group} of {seqs}              sequences at a time ({:.0} KiB/token)",
+            "{} layer inputs + 2 x {tokens} tokens x 4 B, and 1 layer recomputed for {group} of {seqs} sequences at a time ({:.0} KiB/token)",
             cfg.num_hidden_layers,
             per_token / 1024.0
         ),

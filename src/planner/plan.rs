@@ -121,6 +121,15 @@ pub fn plan(cfg: &ModelConfig, device: &Device, budget: u64, req: &Request) -> P
         }
     };
     job = with_method(job, method);
+    // Our own trainer's NF4 keeps an f32 scale per block (no double
+    // quantization).
+    if job.backend == Backend::Candle {
+        if let Quant::Nf4 { .. } = job.quant {
+            job.quant = Quant::Nf4 {
+                double_quant: false,
+            };
+        }
+    }
 
     // Batch and checkpointing: the largest batch (up to the effective batch)
     // that fits, trying without checkpointing first when it is left open.
