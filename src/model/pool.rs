@@ -112,7 +112,7 @@ fn worker(shared: Arc<Shared>, w: usize) {
             }
             std::hint::spin_loop();
             spins += 1;
-            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+            if spins & 63 == 0 && start.elapsed() > SPIN {
                 shared.sleeping[w].store(true, Ordering::SeqCst);
                 let g = shared.state.load(Ordering::SeqCst) >> 32;
                 if g != seen {
@@ -217,7 +217,7 @@ pub fn run(n: usize, f: impl Fn(usize) + Sync) {
     while sh.done.load(Ordering::Acquire) < n {
         std::hint::spin_loop();
         spins += 1;
-        if spins.is_multiple_of(64) && start.elapsed() > WAIT_SPIN {
+        if spins & 63 == 0 && start.elapsed() > WAIT_SPIN {
             *sh.caller.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread::current());
             sh.caller_sleeping.store(true, Ordering::SeqCst);
             while sh.done.load(Ordering::SeqCst) < n {
