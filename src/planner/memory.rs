@@ -557,8 +557,8 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
     });
     // The fused head holds a chunk of rows of logits, its softmax and their
     // product with the weight, and a few hidden-size tensors of the batch;
-    // a trainable head (full tuning) and DPO's log-probs take the plain path.
-    let fused = is_lora && !job.method.is_dpo();
+    // a trainable head (full tuning) takes the plain path.
+    let fused = is_lora;
     let (head, detail) = if fused {
         let rows = crate::train::head::chunk_rows(cfg.vocab_size) as f64;
         (
@@ -1084,14 +1084,23 @@ mod tests {
         let q = estimate(&c, &job);
         let expect = 1152.0 * (0.5 + 4.0 / 64.0) + 120.0 * 4.0;
         assert_eq!(bytes(&q, "weights"), expect as u64);
-        // DPO computes its log-probs through the plain head: whole logits.
+        // DPO with LoRA goes through the fused head too, over chosen and
+        // rejected (twice the tokens).
         job.method = Method::DpoLora;
         job.quant = Quant::None;
         let d = estimate(&c, &job);
+        let rows = (crate::train::head::chunk_rows(10) as f64).min(20.0);
         assert_eq!(
             bytes(&d, "logits + loss"),
+            (3.0 * rows * 10.0 * 4.0 + 4.0 * 20.0 * 8.0 * 4.0) as u64
+        );
+        // Full DPO trains the head: the plain path, whole logits.
+        job.method = Method::DpoFull;
+        assert_eq!(
+            bytes(&estimate(&c, &job), "logits + loss"),
             (CANDLE_UNFUSED_LOGIT_COPIES * 20.0 * 10.0 * 4.0) as u64
         );
+        job.method = Method::DpoLora;
         // The torch model of the same job is a different one.
         job.backend = Backend::Torch;
         assert_ne!(estimate(&c, &job).total_bytes, d.total_bytes);

@@ -277,10 +277,12 @@ fn seq_logps(model: &Model, r: &Rows, hidden: &Tensor, train: bool) -> Result<Te
     let flat = hidden.reshape((r.b * r.t, h))?;
     let idx = Tensor::from_slice(&r.pos, n, &dev)?;
     let hs = flat.index_select(&idx, 0)?;
-    let logits = model.lm_head.forward_t(&hs, train)?;
-    let ls = candle_nn::ops::log_softmax(&logits, 1)?;
-    let tgt = Tensor::from_slice(&r.targets, (n, 1), &dev)?;
-    let picked = ls.gather(&tgt, 1)?.to_dtype(DType::F32)?;
+    // The head fused with the log-softmax and the label pick: a chunk of
+    // rows of logits at a time instead of all of them in the graph.
+    let picked = crate::train::head::label_logprobs(&model.lm_head, &hs, &r.targets, train)?
+        .logps
+        .to_dtype(DType::F32)?
+        .reshape((n, 1))?;
     let mut onehot = vec![0f32; r.b * n];
     for (k, &row) in r.seg.iter().enumerate() {
         onehot[row * n + k] = 1.0;
