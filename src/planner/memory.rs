@@ -422,6 +422,31 @@ fn candle_layer_values_per_token(cfg: &ModelConfig, job: &Job, seq_len: usize) -
     norms + proj + rope + gqa + scores + attn_out + residual + mlp + lora
 }
 
+/// Whether the job trains an adapter, its LoRA parameters (from the real
+/// module shapes, every layer) and its trainable parameters: the adapter,
+/// every weight for full tuning, none for inference.
+fn trainable_params(cfg: &ModelConfig, job: &Job) -> (bool, f64, f64) {
+    let is_lora = matches!(job.method, Method::Lora | Method::Qlora | Method::DpoLora);
+    let lora_params: f64 = if is_lora {
+        cfg.num_hidden_layers as f64
+            * job
+                .lora_shapes(cfg)
+                .iter()
+                .map(|l| (job.lora_rank * (l.in_features + l.out_features)) as f64)
+                .sum::<f64>()
+    } else {
+        0.0
+    };
+    let trainable = if is_lora {
+        lora_params
+    } else if job.method.is_full() {
+        cfg.total_params() as f64
+    } else {
+        0.0
+    };
+    (is_lora, lora_params, trainable)
+}
+
 /// The peak of a training step of this crate's trainer ([`Backend::Candle`]):
 /// f32 weights (or the quantized blocks), the trainable parameters with their
 /// f32 gradient and two AdamW moments, every layer's input (the trainer
@@ -484,22 +509,7 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
         kind: Kind::Persistent,
         detail,
     });
-    let is_lora = matches!(job.method, Method::Lora | Method::Qlora | Method::DpoLora);
-    let lora_params: f64 = if is_lora {
-        layers
-            * job
-                .lora_shapes(cfg)
-                .iter()
-                .map(|l| (job.lora_rank * (l.in_features + l.out_features)) as f64)
-                .sum::<f64>()
-    } else {
-        0.0
-    };
-    let trainable = if is_lora {
-        lora_params
-    } else {
-        total_params as f64
-    };
+    let (is_lora, lora_params, trainable) = trainable_params(cfg, job);
     if is_lora {
         comps.push(Component {
             name: "lora",
@@ -699,24 +709,7 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
     });
 
     // Trainable parameters.
-    let is_lora = matches!(job.method, Method::Lora | Method::Qlora | Method::DpoLora);
-    let lora_params: f64 = if is_lora {
-        layers
-            * job
-                .lora_shapes(cfg)
-                .iter()
-                .map(|l| (job.lora_rank * (l.in_features + l.out_features)) as f64)
-                .sum::<f64>()
-    } else {
-        0.0
-    };
-    let trainable = if is_lora {
-        lora_params
-    } else if job.method.is_full() {
-        total_params as f64
-    } else {
-        0.0
-    };
+    let (is_lora, lora_params, trainable) = trainable_params(cfg, job);
     // peft keeps adapter weights in fp32 (autocast_adapter_dtype); full
     // tuning trains the weights in their own dtype (pure bf16, as the HF
     // Trainer does on a model loaded in bf16).
