@@ -447,6 +447,21 @@ fn trainable_params(cfg: &ModelConfig, job: &Job) -> (bool, f64, f64) {
     (is_lora, lora_params, trainable)
 }
 
+/// The adapter's own weights: peft and our trainer both keep them in f32.
+fn lora_component(job: &Job, lora_params: f64) -> Component {
+    Component {
+        name: "lora",
+        bytes: (lora_params * 4.0) as u64,
+        kind: Kind::Persistent,
+        detail: format!(
+            "{:.1}M params (rank {} on {}) x 4 B",
+            lora_params / 1e6,
+            job.lora_rank,
+            job.targets().join(",")
+        ),
+    }
+}
+
 /// The peak of a training step of this crate's trainer ([`Backend::Candle`]):
 /// f32 weights (or the quantized blocks), the trainable parameters with their
 /// f32 gradient and two AdamW moments, every layer's input (the trainer
@@ -511,17 +526,7 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
     });
     let (is_lora, lora_params, trainable) = trainable_params(cfg, job);
     if is_lora {
-        comps.push(Component {
-            name: "lora",
-            bytes: (lora_params * 4.0) as u64,
-            kind: Kind::Persistent,
-            detail: format!(
-                "{:.1}M params (rank {} on {}) x 4 B",
-                lora_params / 1e6,
-                job.lora_rank,
-                job.targets().join(",")
-            ),
-        });
+        comps.push(lora_component(job, lora_params));
     }
     comps.push(Component {
         name: "gradients",
@@ -715,17 +720,7 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
     // Trainer does on a model loaded in bf16).
     let train_bytes = if is_lora { 4.0 } else { w };
     if is_lora {
-        comps.push(Component {
-            name: "lora",
-            bytes: (lora_params * 4.0) as u64,
-            kind: Kind::Persistent,
-            detail: format!(
-                "{:.1}M params (rank {} on {}) x 4 B",
-                lora_params / 1e6,
-                job.lora_rank,
-                job.targets().join(",")
-            ),
-        });
+        comps.push(lora_component(job, lora_params));
     }
 
     let mut step_temp = 0.0;
