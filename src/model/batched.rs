@@ -182,6 +182,7 @@ fn qmatmul_tiles(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 mod fused {
     use super::super::gguf::GgmlType;
+    use super::super::quant::avx2::{self, hsum};
     use super::super::quant::QWeight;
     use rayon::prelude::*;
     use std::arch::x86_64::*;
@@ -199,22 +200,11 @@ mod fused {
         has && matches!(t, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
     }
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps(v, 1);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        _mm_cvtss_f32(s)
-    }
-
+    /// The f16 at `p` broadcast to eight lanes.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn h2f(p: *const u8) -> __m256 {
-        let bits = (p as *const u16).read_unaligned();
-        _mm256_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))))
+        _mm256_set1_ps(avx2::h2f(p))
     }
 
     /// Bytes per block.

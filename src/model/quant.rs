@@ -786,7 +786,7 @@ pub fn matmul_f32(w: &[f32], rows: usize, cols: usize, x: &[f32], t: usize, y: &
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     /// How far ahead (bytes) the kernels prefetch weight rows. Measured on
@@ -795,9 +795,10 @@ mod avx2 {
     /// 4096 ahead 10.7 ms (a plain read of the bytes: 6.8 ms).
     const PREFETCH: usize = 3072;
 
+    /// The sum of the eight lanes (the order every AVX2 kernel here uses).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn hsum(v: __m256) -> f32 {
+    pub(crate) unsafe fn hsum(v: __m256) -> f32 {
         let lo = _mm256_castps256_ps128(v);
         let hi = _mm256_extractf128_ps(v, 1);
         let s = _mm_add_ps(lo, hi);
@@ -806,9 +807,10 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
+    /// The f16 at `p` (unaligned) as f32.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn h2f(p: *const u8) -> f32 {
+    pub(crate) unsafe fn h2f(p: *const u8) -> f32 {
         let bits = (p as *const u16).read_unaligned();
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
     }
