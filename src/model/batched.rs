@@ -30,6 +30,7 @@
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
+use super::attention;
 use super::decoder::{Embedding, Model};
 use super::linear::{with_f32, Linear, Lora};
 use super::quant::{self, QWeight};
@@ -526,7 +527,7 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
             let total = start + t;
             let grp = hh / (nh / nkv);
             let mut out = vec![0f32; t * hd];
-            let mut scores = vec![0f32; total];
+            let mut scores = Vec::with_capacity(total);
             for ti in 0..t {
                 let qi = start + ti;
                 let lo = match window {
@@ -534,28 +535,17 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
                     _ => 0,
                 };
                 let r = offs_ref[i] + ti;
-                let qv = &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd];
-                let mut mx = f32::NEG_INFINITY;
-                for j in lo..=qi {
-                    let kv = &kb[j * kvd + grp * hd..j * kvd + (grp + 1) * hd];
-                    let s = quant::dot_f32(qv, kv) * scale;
-                    scores[j] = s;
-                    mx = mx.max(s);
-                }
-                let mut sum = 0f32;
-                for s in &mut scores[lo..=qi] {
-                    *s = (*s - mx).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                let or = &mut out[ti * hd..(ti + 1) * hd];
-                for j in lo..=qi {
-                    let p = scores[j] * inv;
-                    let vv = &vb[j * kvd + grp * hd..j * kvd + (grp + 1) * hd];
-                    for (ov, xv) in or.iter_mut().zip(vv) {
-                        *ov += p * xv;
-                    }
-                }
+                attention::attend(
+                    &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd],
+                    kb,
+                    vb,
+                    kvd,
+                    grp * hd,
+                    (lo, qi),
+                    scale,
+                    &mut scores,
+                    &mut out[ti * hd..(ti + 1) * hd],
+                );
             }
             out
         };

@@ -10,6 +10,7 @@
 //!   differentiable ops only (no fused rope/softmax/rms_norm), for training.
 
 use super::adapter;
+use super::attention;
 use super::config::{Family, ModelConfig};
 use super::gguf::GgufFile;
 use super::linear::{with_f32, Linear};
@@ -192,30 +193,6 @@ pub fn trim_heap() {
             malloc_trim(0);
         }
     }
-}
-
-/// Dot product in eight lanes (vectorized by the compiler, inlined into
-/// the attention loop: no call per position).
-#[inline(always)]
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    let n8 = a.len().min(b.len()) / 8 * 8;
-    let mut acc = [0f32; 8];
-    for (ca, cb) in a[..n8].chunks_exact(8).zip(b[..n8].chunks_exact(8)) {
-        for ((s, x), y) in acc.iter_mut().zip(ca).zip(cb) {
-            *s += x * y;
-        }
-    }
-    let h = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    let mut t = (h[0] + h[2]) + (h[1] + h[3]);
-    for (x, y) in a[n8..].iter().zip(&b[n8..]) {
-        t += x * y;
-    }
-    t
 }
 
 fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -629,65 +606,28 @@ impl Model {
             let qref = &q;
             let head_out = |bi: usize, hh: usize, out: &mut [f32]| {
                 let g = hh / (nh / nkv);
-                let mut scores = vec![0f32; total];
-                let kb = &kc[bi];
-                let vb = &vc[bi];
+                let mut scores = Vec::with_capacity(total);
                 for ti in 0..t {
                     let qi = start + ti;
+                    if qi < pads[bi] {
+                        continue;
+                    }
                     let lo = pads[bi].max(match window {
                         Some(w) if qi + 1 > w => qi + 1 - w,
                         _ => 0,
                     });
-                    if qi < pads[bi] {
-                        continue;
-                    }
-                    let qv =
-                        &qref[(bi * t + ti) * qd + hh * hd..(bi * t + ti) * qd + (hh + 1) * hd];
-                    let mut mx = f32::NEG_INFINITY;
-                    for j in lo..=qi {
-                        let kv = &kb[j * kvd + g * hd..j * kvd + (g + 1) * hd];
-                        let s = dot_lanes(qv, kv) * scale;
-                        scores[j] = s;
-                        mx = mx.max(s);
-                    }
-                    let mut sum = 0f32;
-                    for s in &mut scores[lo..=qi] {
-                        *s = (*s - mx).exp();
-                        sum += *s;
-                    }
-                    let inv = 1.0 / sum;
-                    for s in &mut scores[lo..=qi] {
-                        *s *= inv;
-                    }
-                    // Up to 64 output lanes held in registers across the
-                    // positions, each value row read once (per output the
-                    // same sum, in the same order, as one pass per position).
-                    let or = &mut out[ti * hd..(ti + 1) * hd];
-                    let mut c = 0;
-                    while c < hd {
-                        let w = 64.min(hd - c);
-                        let rows = scores.iter().enumerate().take(qi + 1).skip(lo);
-                        if w == 64 {
-                            let mut acc = [0f32; 64];
-                            acc.copy_from_slice(&or[c..c + 64]);
-                            for (j, &p) in rows {
-                                let at = j * kvd + g * hd + c;
-                                let vv: &[f32; 64] = vb[at..at + 64].try_into().unwrap();
-                                for (a, v) in acc.iter_mut().zip(vv) {
-                                    *a += p * v;
-                                }
-                            }
-                            or[c..c + 64].copy_from_slice(&acc);
-                        } else {
-                            for (j, &p) in rows {
-                                let at = j * kvd + g * hd + c;
-                                for (a, v) in or[c..c + w].iter_mut().zip(&vb[at..at + w]) {
-                                    *a += p * v;
-                                }
-                            }
-                        }
-                        c += w;
-                    }
+                    let r = bi * t + ti;
+                    attention::attend(
+                        &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd],
+                        &kc[bi],
+                        &vc[bi],
+                        kvd,
+                        g * hd,
+                        (lo, qi),
+                        scale,
+                        &mut scores,
+                        &mut out[ti * hd..(ti + 1) * hd],
+                    );
                 }
             };
             let work = b * nh * t * total * hd;

@@ -31,6 +31,7 @@
 //!   [`testing::write_tiny_model`]: tiny random models for tests.
 
 pub mod adapter;
+pub mod attention;
 pub mod batched;
 pub mod config;
 pub mod decoder;

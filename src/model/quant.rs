@@ -557,7 +557,7 @@ impl QWeight {
 // ---------------------------------------------------------------------------
 // Kernels
 
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
