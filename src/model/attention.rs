@@ -20,11 +20,29 @@ pub fn attend(
     v: &[f32],
     stride: usize,
     off: usize,
-    (lo, hi): (usize, usize),
+    span: (usize, usize),
     scale: f32,
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
+    attend_part(q, k, v, stride, off, span, scale, scores, out);
+}
+
+/// [`attend`] over one part of the positions: `out` is that part's
+/// softmax-weighted sum; returns the part's largest score and the sum of
+/// `exp(score - largest)`, which [`merge_parts`] needs to combine parts.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_part(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    stride: usize,
+    off: usize,
+    (lo, hi): (usize, usize),
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) -> (f32, f32) {
     let hd = q.len();
     assert_eq!(out.len(), hd);
     assert!(lo <= hi && off + hd <= stride);
@@ -38,17 +56,16 @@ pub fn attend(
         // (checked above) and `scores` holds `hi + 1` values.
         unsafe {
             avx2::scores(q, k, stride, off, lo, hi, scale, scores);
-            softmax(&mut scores[lo..=hi]);
+            let ms = softmax(&mut scores[lo..=hi]);
             avx2::weighted_sum(&scores[lo..=hi], v, stride, off + lo * stride, out);
+            return ms;
         }
-        return;
     }
     for j in lo..=hi {
         let at = j * stride + off;
         scores[j] = dot_lanes(q, &k[at..at + hd]) * scale;
     }
-    softmax(&mut scores[lo..=hi]);
-    out.fill(0.0);
+    let ms = softmax(&mut scores[lo..=hi]);
     // Up to 64 output lanes at a time held across the positions, each value
     // row read once per chunk.
     let mut c = 0;
@@ -64,20 +81,40 @@ pub fn attend(
         out[c..c + w].copy_from_slice(&acc[..w]);
         c += w;
     }
+    ms
 }
 
-/// In place: `s_j <- exp(s_j - max) / sum`.
-fn softmax(s: &mut [f32]) {
-    let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for x in s.iter_mut() {
-        *x = (*x - mx).exp();
-        sum += *x;
+/// The attention output over the union of disjoint parts of the positions,
+/// from each part's output and `(largest score, sum of exponentials)` as
+/// [`attend_part`] returns them.
+pub fn merge_parts(parts: &[((f32, f32), &[f32])], out: &mut [f32]) {
+    let top = parts
+        .iter()
+        .map(|((m, _), _)| *m)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let w: Vec<f32> = parts
+        .iter()
+        .map(|((m, s), _)| s * (m - top).exp())
+        .collect();
+    let inv = 1.0 / w.iter().sum::<f32>();
+    out.fill(0.0);
+    for (wi, (_, o)) in w.iter().zip(parts) {
+        let f = wi * inv;
+        for (a, x) in out.iter_mut().zip(o.iter()) {
+            *a += f * x;
+        }
     }
+}
+
+/// In place: `s_j <- exp(s_j - max) / sum`; returns `(max, sum)`.
+fn softmax(s: &mut [f32]) -> (f32, f32) {
+    let mx = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum = super::vmath::exp_sub_sum(s, mx);
     let inv = 1.0 / sum;
     for x in s.iter_mut() {
         *x *= inv;
     }
+    (mx, sum)
 }
 
 /// Dot product in eight lanes (vectorized by the compiler).
@@ -229,6 +266,32 @@ mod tests {
                     .sum()
             })
             .collect()
+    }
+
+    #[test]
+    fn parts_merge_to_the_whole() {
+        let (hd, stride, len) = (64usize, 192usize, 50usize);
+        let k: Vec<f32> = (0..len * stride)
+            .map(|i| ((i * 7) as f32 * 0.013).sin())
+            .collect();
+        let v: Vec<f32> = (0..len * stride)
+            .map(|i| ((i * 3) as f32 * 0.029).cos())
+            .collect();
+        let q: Vec<f32> = (0..hd).map(|i| (i as f32 * 0.3).sin() * 3.0).collect();
+        let mut sc = Vec::new();
+        let mut whole = vec![0f32; hd];
+        attend(&q, &k, &v, stride, 64, (3, 49), 0.125, &mut sc, &mut whole);
+        for cut in [4usize, 20, 49] {
+            let mut a = vec![0f32; hd];
+            let mut b = vec![0f32; hd];
+            let ma = attend_part(&q, &k, &v, stride, 64, (3, cut - 1), 0.125, &mut sc, &mut a);
+            let mb = attend_part(&q, &k, &v, stride, 64, (cut, 49), 0.125, &mut sc, &mut b);
+            let mut got = vec![0f32; hd];
+            merge_parts(&[(ma, &a), (mb, &b)], &mut got);
+            for (g, w) in got.iter().zip(&whole) {
+                assert!((g - w).abs() < 1e-6, "cut {cut}: {g} vs {w}");
+            }
+        }
     }
 
     #[test]

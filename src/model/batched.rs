@@ -34,6 +34,7 @@ use super::attention;
 use super::decoder::{Embedding, Model};
 use super::linear::{with_f32, Linear, Lora};
 use super::quant::{self, QWeight};
+use super::vmath;
 
 /// Keys and values of one sequence's past positions, per layer.
 #[derive(Clone, Debug, Default)]
@@ -580,9 +581,7 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
         })?;
         linear_rows(&layer.gate_proj, &hbuf, n, &mut g)?;
         linear_rows(&layer.up_proj, &hbuf, n, &mut u)?;
-        for (gv, uv) in g.iter_mut().zip(&u) {
-            *gv = *gv / (1.0 + (-*gv).exp()) * uv;
-        }
+        vmath::silu_mul(&mut g, &u);
         linear_rows(&layer.down_proj, &g, n, &mut o)?;
         for (xv, ov) in x.iter_mut().zip(&o) {
             *xv += ov;
@@ -629,6 +628,46 @@ mod tests {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
+    }
+
+    /// A decode step over a long, left-padded batch (the decoder's grouped,
+    /// split-position attention: its parts merged) gives every row the
+    /// logits its sequence gets alone from one whole prefill (one softmax
+    /// per head over all positions).
+    #[test]
+    fn long_padded_batch_decode_matches_whole_prefills() {
+        for arch in ["llama", "qwen3", "mistral"] {
+            let d = tempfile::tempdir().unwrap();
+            write_tiny_model(d.path(), arch, 5).unwrap();
+            let m = Model::load(d.path(), &LoadOptions::default()).unwrap();
+            let v = m.vocab_size();
+            // Four rows, long enough for the parallel decode path
+            // (rows x heads x positions x head size > 2^15).
+            let lens = [300usize, 297, 260, 299];
+            let seqs: Vec<Vec<u32>> = lens
+                .iter()
+                .enumerate()
+                .map(|(r, &n)| (0..n).map(|i| ((i * 31 + r * 7) % 300) as u32 + 1).collect())
+                .collect();
+            let width = lens.iter().max().unwrap() - 1;
+            let pads: Vec<usize> = lens.iter().map(|n| width + 1 - n).collect();
+            let mut ids = Vec::new();
+            for (s, &p) in seqs.iter().zip(&pads) {
+                ids.extend(std::iter::repeat_n(0u32, p));
+                ids.extend_from_slice(&s[..s.len() - 1]);
+            }
+            let mut kc = KvCache::with_left_padding(&m, pads.clone());
+            m.forward_ids(&ids, 4, &mut kc, true).unwrap();
+            let last: Vec<u32> = seqs.iter().map(|s| *s.last().unwrap()).collect();
+            let got = m.forward_ids(&last, 4, &mut kc, true).unwrap();
+            for (r, s) in seqs.iter().enumerate() {
+                let mut alone = KvCache::new(&m, 1);
+                let all = m.forward_ids(s, 1, &mut alone, false).unwrap();
+                let want = &all[all.len() - v..];
+                let diff = max_diff(&got[r * v..(r + 1) * v], want);
+                assert!(diff < 1e-4, "{arch} row {r}: {diff}");
+            }
+        }
     }
 
     /// Mixed prefills and decodes in one step give each sequence the logits

@@ -43,6 +43,7 @@ pub mod merge;
 pub mod pool;
 pub mod quant;
 pub mod sampling;
+pub mod vmath;
 
 pub use decoder::{KvCache, LoadOptions, Model};
 pub mod export;
