@@ -61,9 +61,9 @@ pub fn attend_part(
             return ms;
         }
     }
-    for j in lo..=hi {
+    for (j, sj) in scores.iter_mut().enumerate().take(hi + 1).skip(lo) {
         let at = j * stride + off;
-        scores[j] = dot_lanes(q, &k[at..at + hd]) * scale;
+        *sj = dot_lanes(q, &k[at..at + hd]) * scale;
     }
     let ms = softmax(&mut scores[lo..=hi]);
     // Up to 64 output lanes at a time held across the positions, each value

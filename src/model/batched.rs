@@ -647,7 +647,11 @@ mod tests {
             let seqs: Vec<Vec<u32>> = lens
                 .iter()
                 .enumerate()
-                .map(|(r, &n)| (0..n).map(|i| ((i * 31 + r * 7) % 300) as u32 + 1).collect())
+                .map(|(r, &n)| {
+                    (0..n)
+                        .map(|i| ((i * 31 + r * 7) % 300) as u32 + 1)
+                        .collect()
+                })
                 .collect();
             let width = lens.iter().max().unwrap() - 1;
             let pads: Vec<usize> = lens.iter().map(|n| width + 1 - n).collect();
