@@ -84,6 +84,102 @@ pub fn attend_part(
     ms
 }
 
+/// The head layout of one attention layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Heads {
+    /// Query heads.
+    pub n: usize,
+    /// Key/value heads (each shared by `n / kv` query heads).
+    pub kv: usize,
+    /// Values per head.
+    pub dim: usize,
+    /// The score scale, usually `1 / sqrt(dim)`.
+    pub scale: f32,
+}
+
+/// One sequence in a decode step: its cached keys and values (rows of
+/// `kv * dim`, the new position included) and the positions its new token
+/// attends to (`None`: none, the output row stays zero).
+pub struct DecodeSeq<'a> {
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub span: Option<(usize, usize)>,
+}
+
+/// Attention for one new position per sequence: `q` and `out` hold one row
+/// of `n * dim` values per sequence.
+///
+/// Tasks on the decode pool are (sequence, KV group, half of the
+/// positions): the query heads of a group share one read of their keys and
+/// values, and two halves per group spread evenly over two threads where
+/// SmolLM2's nine heads did not. The halves are combined by
+/// [`merge_parts`]; the cut does not depend on the thread count, so
+/// neither do the results.
+pub fn decode(h: Heads, q: &[f32], seqs: &[DecodeSeq<'_>], out: &mut [f32]) {
+    const SPLIT: usize = 2;
+    let (nh, nkv, hd) = (h.n, h.kv, h.dim);
+    let (qd, kvd, gh) = (nh * hd, nkv * hd, nh / nkv);
+    assert!(nkv > 0 && nh % nkv == 0);
+    assert_eq!(q.len(), seqs.len() * qd);
+    assert_eq!(out.len(), seqs.len() * qd);
+    // Per task: the group's head outputs, then (max, sum) per head.
+    let per = gh * (hd + 2);
+    let mut parts = vec![0f32; seqs.len() * nkv * SPLIT * per];
+    let p = super::pool::SyncPtr(parts.as_mut_ptr());
+    super::pool::run(seqs.len() * nkv * SPLIT, |i| {
+        let (si, g, part) = (i / (nkv * SPLIT), i / SPLIT % nkv, i % SPLIT);
+        let seq = &seqs[si];
+        let Some((lo, hi)) = seq.span else {
+            return;
+        };
+        let n_pos = hi + 1 - lo;
+        let (plo, phi) = (lo + n_pos * part / SPLIT, lo + n_pos * (part + 1) / SPLIT);
+        if plo == phi {
+            return;
+        }
+        // SAFETY: task i writes its own [i * per, (i + 1) * per).
+        let buf = unsafe { p.slice(i * per, per) };
+        let (outs, ms) = buf.split_at_mut(gh * hd);
+        let mut scores = Vec::with_capacity(hi + 1);
+        for j in 0..gh {
+            let hh = g * gh + j;
+            let (m, s) = attend_part(
+                &q[si * qd + hh * hd..si * qd + (hh + 1) * hd],
+                seq.k,
+                seq.v,
+                kvd,
+                g * hd,
+                (plo, phi - 1),
+                h.scale,
+                &mut scores,
+                &mut outs[j * hd..(j + 1) * hd],
+            );
+            ms[2 * j] = m;
+            ms[2 * j + 1] = s;
+        }
+    });
+    for si in 0..seqs.len() {
+        for hh in 0..nh {
+            let (g, j) = (hh / gh, hh % gh);
+            let mut ps: Vec<((f32, f32), &[f32])> = Vec::with_capacity(SPLIT);
+            for part in 0..SPLIT {
+                let buf = &parts[((si * nkv + g) * SPLIT + part) * per..][..per];
+                let ms = &buf[gh * hd..];
+                // An empty part has sum 0 (its buffer was never written).
+                if ms[2 * j + 1] > 0.0 {
+                    ps.push(((ms[2 * j], ms[2 * j + 1]), &buf[j * hd..(j + 1) * hd]));
+                }
+            }
+            let o = &mut out[si * qd + hh * hd..si * qd + (hh + 1) * hd];
+            if ps.is_empty() {
+                o.fill(0.0);
+            } else {
+                merge_parts(&ps, o);
+            }
+        }
+    }
+}
+
 /// The attention output over the union of disjoint parts of the positions,
 /// from each part's output and `(largest score, sum of exponentials)` as
 /// [`attend_part`] returns them.

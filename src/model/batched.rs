@@ -556,20 +556,47 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
             .sum::<usize>()
             * nh
             * hd;
-        let outs: Vec<Vec<f32>> = if work > 1 << 16 {
-            (0..nitems * nh)
-                .into_par_iter()
-                .map(|j| head_out(j / nh, j % nh))
-                .collect()
+        if (0..nitems).all(|i| offs[i + 1] - offs[i] == 1) && work > 1 << 15 {
+            // A pure decode step (one new position per sequence), as
+            // `Model::forward_ids` runs it: `att` has one row per sequence.
+            let seqs: Vec<attention::DecodeSeq<'_>> = caches
+                .iter()
+                .zip(&starts)
+                .map(|(&(k, v), &qi)| attention::DecodeSeq {
+                    k,
+                    v,
+                    span: Some((
+                        match window {
+                            Some(w) if qi + 1 > w => qi + 1 - w,
+                            _ => 0,
+                        },
+                        qi,
+                    )),
+                })
+                .collect();
+            let heads = attention::Heads {
+                n: nh,
+                kv: nkv,
+                dim: hd,
+                scale,
+            };
+            attention::decode(heads, &q, &seqs, &mut att);
         } else {
-            (0..nitems * nh).map(|j| head_out(j / nh, j % nh)).collect()
-        };
-        for (j, ho) in outs.iter().enumerate() {
-            let (i, hh) = (j / nh, j % nh);
-            for ti in 0..offs[i + 1] - offs[i] {
-                let r = offs[i] + ti;
-                att[r * qd + hh * hd..r * qd + (hh + 1) * hd]
-                    .copy_from_slice(&ho[ti * hd..(ti + 1) * hd]);
+            let outs: Vec<Vec<f32>> = if work > 1 << 16 {
+                (0..nitems * nh)
+                    .into_par_iter()
+                    .map(|j| head_out(j / nh, j % nh))
+                    .collect()
+            } else {
+                (0..nitems * nh).map(|j| head_out(j / nh, j % nh)).collect()
+            };
+            for (j, ho) in outs.iter().enumerate() {
+                let (i, hh) = (j / nh, j % nh);
+                for ti in 0..offs[i + 1] - offs[i] {
+                    let r = offs[i] + ti;
+                    att[r * qd + hh * hd..r * qd + (hh + 1) * hd]
+                        .copy_from_slice(&ho[ti * hd..(ti + 1) * hd]);
+                }
             }
         }
         linear_rows(&layer.o_proj, &att, n, &mut o)?;
@@ -630,8 +657,9 @@ mod tests {
             .fold(0.0, f32::max)
     }
 
-    /// A decode step over a long, left-padded batch (the decoder's grouped,
-    /// split-position attention: its parts merged) gives every row the
+    /// A decode step over a long, left-padded batch, and the serving step
+    /// decoding the same sequences (both through the grouped,
+    /// split-position attention: its parts merged), give every row the
     /// logits its sequence gets alone from one whole prefill (one softmax
     /// per head over all positions).
     #[test]
@@ -664,12 +692,35 @@ mod tests {
             m.forward_ids(&ids, 4, &mut kc, true).unwrap();
             let last: Vec<u32> = seqs.iter().map(|s| *s.last().unwrap()).collect();
             let got = m.forward_ids(&last, 4, &mut kc, true).unwrap();
+            // The serving step: each sequence prefilled into its own cache,
+            // then one decode step for all four.
+            let mut caches: Vec<SeqCache> = (0..4).map(|_| SeqCache::new(&m)).collect();
+            for (s, c) in seqs.iter().zip(caches.iter_mut()) {
+                let mut item = [BatchItem {
+                    ids: &s[..s.len() - 1],
+                    cache: c,
+                    all_logits: false,
+                }];
+                forward_batch(&m, &mut item).unwrap();
+            }
+            let mut items: Vec<BatchItem<'_>> = caches
+                .iter_mut()
+                .zip(&seqs)
+                .map(|(c, s)| BatchItem {
+                    ids: &s[s.len() - 1..],
+                    cache: c,
+                    all_logits: false,
+                })
+                .collect();
+            let served = forward_batch(&m, &mut items).unwrap();
             for (r, s) in seqs.iter().enumerate() {
                 let mut alone = KvCache::new(&m, 1);
                 let all = m.forward_ids(s, 1, &mut alone, false).unwrap();
                 let want = &all[all.len() - v..];
                 let diff = max_diff(&got[r * v..(r + 1) * v], want);
                 assert!(diff < 1e-4, "{arch} row {r}: {diff}");
+                let diff = max_diff(&served[r], want);
+                assert!(diff < 1e-4, "{arch} served row {r}: {diff}");
             }
         }
     }

@@ -634,69 +634,28 @@ impl Model {
             let th = t * hd;
             let mut outs = vec![0f32; b * nh * th];
             if t == 1 && work > 1 << 15 {
-                // One decode position: a task per (row, KV group, half of
-                // the positions). The heads of a group share their keys and
-                // values, so each cache row comes from memory once (the
-                // group's later heads find it in cache), and six tasks
-                // spread evenly over two threads where nine heads did not.
-                let gh = nh / nkv;
-                const SPLIT: usize = 2;
-                let per = gh * (hd + 2);
-                let mut parts = vec![0f32; b * nkv * SPLIT * per];
-                let p = pool::SyncPtr(parts.as_mut_ptr());
-                pool::run(b * nkv * SPLIT, |i| {
-                    let (bi, g, part) = (i / (nkv * SPLIT), i / SPLIT % nkv, i % SPLIT);
-                    // SAFETY: task i writes its own [i * per, (i + 1) * per).
-                    let buf = unsafe { p.slice(i * per, per) };
-                    let qi = start;
-                    if qi < pads[bi] {
-                        return;
-                    }
-                    let lo = pads[bi].max(match window {
-                        Some(w) if qi + 1 > w => qi + 1 - w,
-                        _ => 0,
-                    });
-                    let n_pos = qi + 1 - lo;
-                    let (plo, phi) = (lo + n_pos * part / SPLIT, lo + n_pos * (part + 1) / SPLIT);
-                    if plo == phi {
-                        return;
-                    }
-                    let mut scores = Vec::with_capacity(total);
-                    let (outs_b, ms_b) = buf.split_at_mut(gh * hd);
-                    for h in 0..gh {
-                        let hh = g * gh + h;
-                        let (m, s) = attention::attend_part(
-                            &qref[bi * qd + hh * hd..bi * qd + (hh + 1) * hd],
-                            &kc[bi],
-                            &vc[bi],
-                            kvd,
-                            g * hd,
-                            (plo, phi - 1),
-                            scale,
-                            &mut scores,
-                            &mut outs_b[h * hd..(h + 1) * hd],
-                        );
-                        ms_b[2 * h] = m;
-                        ms_b[2 * h + 1] = s;
-                    }
-                });
-                for bi in 0..b {
-                    for hh in 0..nh {
-                        let (g, h) = (hh / gh, hh % gh);
-                        let mut ps: Vec<((f32, f32), &[f32])> = Vec::with_capacity(SPLIT);
-                        for part in 0..SPLIT {
-                            let buf = &parts[((bi * nkv + g) * SPLIT + part) * per..][..per];
-                            let ms = &buf[gh * hd..];
-                            if ms[2 * h + 1] > 0.0 {
-                                ps.push(((ms[2 * h], ms[2 * h + 1]), &buf[h * hd..(h + 1) * hd]));
-                            }
-                        }
-                        let o = &mut outs[(bi * nh + hh) * th..(bi * nh + hh + 1) * th];
-                        if !ps.is_empty() {
-                            attention::merge_parts(&ps, o);
-                        }
-                    }
-                }
+                // One decode position per row (t == 1: `outs` is laid out
+                // as the attention rows).
+                let seqs: Vec<attention::DecodeSeq<'_>> = (0..b)
+                    .map(|bi| attention::DecodeSeq {
+                        k: &kc[bi],
+                        v: &vc[bi],
+                        span: (start >= pads[bi]).then(|| {
+                            let lo = pads[bi].max(match window {
+                                Some(w) if start + 1 > w => start + 1 - w,
+                                _ => 0,
+                            });
+                            (lo, start)
+                        }),
+                    })
+                    .collect();
+                let heads = attention::Heads {
+                    n: nh,
+                    kv: nkv,
+                    dim: hd,
+                    scale,
+                };
+                attention::decode(heads, qref, &seqs, &mut outs);
             } else if work > 1 << 15 {
                 let p = pool::SyncPtr(outs.as_mut_ptr());
                 pool::run(b * nh, |i| {
