@@ -97,6 +97,27 @@ pub struct Heads {
     pub scale: f32,
 }
 
+impl Heads {
+    /// The layout of `cfg`'s attention layers.
+    pub fn of(cfg: &super::config::ModelConfig) -> Heads {
+        Heads {
+            n: cfg.num_attention_heads,
+            kv: cfg.num_key_value_heads,
+            dim: cfg.head_dim,
+            scale: 1.0 / (cfg.head_dim as f32).sqrt(),
+        }
+    }
+}
+
+/// The first position that position `qi` attends to under a sliding
+/// `window` (0 without one).
+pub fn window_start(qi: usize, window: Option<usize>) -> usize {
+    match window {
+        Some(w) if qi + 1 > w => qi + 1 - w,
+        _ => 0,
+    }
+}
+
 /// One sequence in a decode step: its cached keys and values (rows of
 /// `kv * dim`, the new position included) and the positions its new token
 /// attends to (`None`: none, the output row stays zero).

@@ -536,10 +536,7 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
             let mut scores = Vec::with_capacity(total);
             for ti in 0..t {
                 let qi = start + ti;
-                let lo = match window {
-                    Some(w) if qi + 1 > w => qi + 1 - w,
-                    _ => 0,
-                };
+                let lo = attention::window_start(qi, window);
                 let r = offs_ref[i] + ti;
                 attention::attend(
                     &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd],
@@ -570,22 +567,10 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
                 .map(|(&(k, v), &qi)| attention::DecodeSeq {
                     k,
                     v,
-                    span: Some((
-                        match window {
-                            Some(w) if qi + 1 > w => qi + 1 - w,
-                            _ => 0,
-                        },
-                        qi,
-                    )),
+                    span: Some((attention::window_start(qi, window), qi)),
                 })
                 .collect();
-            let heads = attention::Heads {
-                n: nh,
-                kv: nkv,
-                dim: hd,
-                scale,
-            };
-            attention::decode(heads, &q, &seqs, &mut att);
+            attention::decode(attention::Heads::of(c), &q, &seqs, &mut att);
         } else {
             let outs: Vec<Vec<f32>> = if work > 1 << 16 {
                 (0..nitems * nh)

@@ -612,10 +612,7 @@ impl Model {
                     if qi < pads[bi] {
                         continue;
                     }
-                    let lo = pads[bi].max(match window {
-                        Some(w) if qi + 1 > w => qi + 1 - w,
-                        _ => 0,
-                    });
+                    let lo = pads[bi].max(attention::window_start(qi, window));
                     let r = bi * t + ti;
                     attention::attend(
                         &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd],
@@ -640,22 +637,11 @@ impl Model {
                     .map(|bi| attention::DecodeSeq {
                         k: &kc[bi],
                         v: &vc[bi],
-                        span: (start >= pads[bi]).then(|| {
-                            let lo = pads[bi].max(match window {
-                                Some(w) if start + 1 > w => start + 1 - w,
-                                _ => 0,
-                            });
-                            (lo, start)
-                        }),
+                        span: (start >= pads[bi])
+                            .then(|| (pads[bi].max(attention::window_start(start, window)), start)),
                     })
                     .collect();
-                let heads = attention::Heads {
-                    n: nh,
-                    kv: nkv,
-                    dim: hd,
-                    scale,
-                };
-                attention::decode(heads, qref, &seqs, &mut outs);
+                attention::decode(attention::Heads::of(c), qref, &seqs, &mut outs);
             } else if work > 1 << 15 {
                 let p = pool::SyncPtr(outs.as_mut_ptr());
                 pool::run(b * nh, |i| {
