@@ -209,14 +209,13 @@ pub fn merge_parts(parts: &[((f32, f32), &[f32])], out: &mut [f32]) {
         .iter()
         .map(|((m, _), _)| *m)
         .fold(f32::NEG_INFINITY, f32::max);
-    let w: Vec<f32> = parts
-        .iter()
-        .map(|((m, s), _)| s * (m - top).exp())
-        .collect();
-    let inv = 1.0 / w.iter().sum::<f32>();
+    // Each part's weight, recomputed below rather than kept in a Vec: this
+    // runs per head and layer on every decoded token.
+    let weight = |(m, s): (f32, f32)| s * (m - top).exp();
+    let inv = 1.0 / parts.iter().map(|(ms, _)| weight(*ms)).sum::<f32>();
     out.fill(0.0);
-    for (wi, (_, o)) in w.iter().zip(parts) {
-        let f = wi * inv;
+    for (ms, o) in parts {
+        let f = weight(*ms) * inv;
         for (a, x) in out.iter_mut().zip(o.iter()) {
             *a += f * x;
         }

@@ -629,10 +629,9 @@ impl Model {
             };
             let work = b * nh * t * total * hd;
             let th = t * hd;
-            let mut outs = vec![0f32; b * nh * th];
             if t == 1 && work > 1 << 15 {
-                // One decode position per row (t == 1: `outs` is laid out
-                // as the attention rows).
+                // One decode position per row, written straight into the
+                // attention rows (`decode` sets every one of them).
                 let seqs: Vec<attention::DecodeSeq<'_>> = (0..b)
                     .map(|bi| attention::DecodeSeq {
                         k: &kc[bi],
@@ -641,24 +640,27 @@ impl Model {
                             .then(|| (pads[bi].max(attention::window_start(start, window)), start)),
                     })
                     .collect();
-                attention::decode(attention::Heads::of(c), qref, &seqs, &mut outs);
-            } else if work > 1 << 15 {
-                let p = pool::SyncPtr(outs.as_mut_ptr());
-                pool::run(b * nh, |i| {
-                    // SAFETY: task i writes its own head's [i * th, (i + 1) * th).
-                    head_out(i / nh, i % nh, unsafe { p.slice(i * th, th) })
-                });
+                attention::decode(attention::Heads::of(c), qref, &seqs, &mut att);
             } else {
-                for (i, o) in outs.chunks_exact_mut(th).enumerate() {
-                    head_out(i / nh, i % nh, o);
+                let mut outs = vec![0f32; b * nh * th];
+                if work > 1 << 15 {
+                    let p = pool::SyncPtr(outs.as_mut_ptr());
+                    pool::run(b * nh, |i| {
+                        // SAFETY: task i writes its own head's [i * th, (i + 1) * th).
+                        head_out(i / nh, i % nh, unsafe { p.slice(i * th, th) })
+                    });
+                } else {
+                    for (i, o) in outs.chunks_exact_mut(th).enumerate() {
+                        head_out(i / nh, i % nh, o);
+                    }
                 }
-            }
-            for (i, ho) in outs.chunks_exact(th).enumerate() {
-                let (bi, hh) = (i / nh, i % nh);
-                for ti in 0..t {
-                    let r = bi * t + ti;
-                    att[r * qd + hh * hd..r * qd + (hh + 1) * hd]
-                        .copy_from_slice(&ho[ti * hd..(ti + 1) * hd]);
+                for (i, ho) in outs.chunks_exact(th).enumerate() {
+                    let (bi, hh) = (i / nh, i % nh);
+                    for ti in 0..t {
+                        let r = bi * t + ti;
+                        att[r * qd + hh * hd..r * qd + (hh + 1) * hd]
+                            .copy_from_slice(&ho[ti * hd..(ti + 1) * hd]);
+                    }
                 }
             }
             layer.o_proj.forward_f32(&att, n, &mut o)?;
