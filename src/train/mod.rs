@@ -427,6 +427,21 @@ fn round6(x: f64) -> f64 {
     }
 }
 
+/// The line printed for step 1: every logged figure but the throughput
+/// (which the first step, with its warm-up, understates).
+fn first_step_line(rec: &Map<String, Value>) -> String {
+    let figures: Vec<String> = rec
+        .iter()
+        .filter(|(k, _)| k.as_str() != "tokens_per_second")
+        .map(|(k, v)| match v.as_f64() {
+            Some(x) if k == "learning_rate" => format!("{k} {x:.3e}"),
+            Some(x) => format!("{k} {x:.4}"),
+            None => format!("{k} {v}"),
+        })
+        .collect();
+    format!("step 1: {}", figures.join(" · "))
+}
+
 /// The total number of optimizer steps for `cfg` over `n` samples.
 pub fn total_steps(cfg: &TrainConfig, n: usize) -> usize {
     let order = DataOrder::new(n, cfg.batch_size, cfg.gradient_accumulation_steps, 0, false);
@@ -698,7 +713,9 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
         win.grad_norm += norm;
 
         let mut rec = Map::new();
-        let log_now = step % cfg.logging_steps.max(1) == 0 || step == max_steps;
+        // Step 1 is always logged (as ms-swift and `logging_first_step` do):
+        // the starting loss, and DPO's ln 2, are what a user checks first.
+        let log_now = step == 1 || step % cfg.logging_steps.max(1) == 0 || step == max_steps;
         if log_now {
             let secs = win.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
             let n = win.steps.max(1) as f64;
@@ -719,6 +736,11 @@ pub fn run<T>(t: Trainer<'_, T>) -> Result<Outcome> {
                 win.loss / n,
                 win.tokens as f64 / secs.max(1e-9)
             ));
+            if step == 1 {
+                // The bar's message is overwritten at the next log; the
+                // first step's figures stay on screen as a line.
+                p.println(&first_step_line(&rec));
+            }
             win = Window::default();
         }
         let eval_now = !t.val.is_empty()

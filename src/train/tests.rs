@@ -225,6 +225,77 @@ fn run_lora(
     .unwrap()
 }
 
+/// Keeps the lines a run prints.
+#[derive(Default)]
+struct Lines(std::sync::Mutex<Vec<String>>);
+
+impl crate::progress::Progress for Lines {
+    fn println(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_string());
+    }
+}
+
+#[test]
+fn step_one_is_logged_whatever_the_logging_interval() {
+    let (_d, mut m) = tiny("llama");
+    let data = samples(8, 2);
+    let out = tempfile::tempdir().unwrap();
+    let mut c = cfg(out.path());
+    c.logging_steps = 5;
+    c.max_steps = Some(7);
+    let opts = LoraOptions::default();
+    let params = attach_lora(&mut m, &opts, c.seed).unwrap();
+    let save_params = params.clone();
+    let save = move |dir: &Path| lora::save_adapter(dir, &save_params, &opts, "tiny", None);
+    let lines = Lines::default();
+    let o = run(Trainer {
+        model: &m,
+        params,
+        objective: &CrossEntropy { pad_id: 0 },
+        train: &data,
+        val: &[],
+        cfg: c,
+        save_model: &save,
+        progress: &lines,
+        stop: &AtomicBool::new(false),
+    })
+    .unwrap();
+    // logging.jsonl, the run's history and TensorBoard: steps 1, 5 and the last.
+    let logged: Vec<u64> = std::fs::read_to_string(out.path().join("logging.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(logged, [1, 5, 7]);
+    assert_eq!(
+        losses(&o).iter().map(|l| l.0).collect::<Vec<_>>(),
+        [1, 5, 7]
+    );
+    let ev = events::read_scalars(&o.event_file).unwrap();
+    let tb: Vec<u64> = ev
+        .iter()
+        .filter(|s| s.tag == "train/loss")
+        .map(|s| s.step as u64)
+        .collect();
+    assert_eq!(tb, [1, 5, 7]);
+    // The terminal keeps step 1's figures as a line of their own.
+    let printed = lines.0.lock().unwrap().clone();
+    let first = printed
+        .iter()
+        .find(|l| l.starts_with("step 1: "))
+        .unwrap_or_else(|| panic!("no step 1 line in {printed:?}"));
+    let loss = losses(&o)[0].1;
+    assert!(first.contains(&format!("loss {loss:.4}")), "{first}");
+    assert!(
+        first.contains("grad_norm ") && first.contains("learning_rate "),
+        "{first}"
+    );
+}
+
 fn losses(o: &Outcome) -> Vec<(u64, f64)> {
     o.log_history
         .iter()
