@@ -341,13 +341,28 @@ pub fn sampling_params(
 /// that a model that loops stops on its own in seconds to minutes on a CPU.
 pub const CHAT_MAX_NEW_TOKENS: usize = 1024;
 
-/// The chat's first line: the sampling in effect, why, and the length bound.
-pub fn sampling_line(p: &SamplingParams, basis: SamplingBasis, max_new: Option<usize>) -> String {
+/// The chat's first line: the sampling in effect, where it comes from
+/// (`flags`: some sampling flag was given) and the length bound.
+pub fn sampling_line(
+    p: &SamplingParams,
+    basis: SamplingBasis,
+    flags: bool,
+    max_new: Option<usize>,
+) -> String {
     let max = match max_new {
         Some(n) => format!("max {n} new tokens"),
         None => "no length limit but the context window".to_string(),
     };
-    format!("sampling: {} ({}), {max}", p.describe(), basis.describe())
+    let flags = if flags && basis != SamplingBasis::AskedGreedy {
+        "the flags, then "
+    } else {
+        ""
+    };
+    format!(
+        "sampling: {} ({flags}{}), {max}",
+        p.describe(),
+        basis.describe()
+    )
 }
 
 /// Set while tokens are being generated: Ctrl-C then stops the answer
@@ -543,7 +558,8 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
     if let Err(e) = params.sampling.validate() {
         return Err(Exit::Usage(e).into());
     }
-    let line = sampling_line(&params.sampling, basis, params.max_new_tokens);
+    let flags = !args.sampling_fields().is_empty();
+    let line = sampling_line(&params.sampling, basis, flags, params.max_new_tokens);
     install_ctrlc();
     match prompt {
         Some(p) => {
@@ -913,20 +929,20 @@ mod tests {
         let none = SamplingFields::default();
         let (p, basis) = sampling_params(&args(&[]), &none, true);
         assert_eq!(
-            sampling_line(&p, basis, Some(CHAT_MAX_NEW_TOKENS)),
+            sampling_line(&p, basis, false, Some(CHAT_MAX_NEW_TOKENS)),
             "sampling: temperature 0.8, top-k 40, top-p 0.9, repetition penalty 1.1 \
              (defaults: the model ships no generation_config), max 1024 new tokens"
         );
         let (p, basis) = sampling_params(&args(&["--temperature", "0"]), &none, true);
         assert_eq!(
-            sampling_line(&p, basis, None),
+            sampling_line(&p, basis, true, None),
             "sampling: greedy (temperature 0 asked for), no length limit but the context window"
         );
         let (p, basis) = sampling_params(&args(&["--seed", "7", "--top-k", "0"]), &none, true);
         assert_eq!(
-            sampling_line(&p, basis, Some(5)),
+            sampling_line(&p, basis, true, Some(5)),
             "sampling: temperature 0.8, top-p 0.9, repetition penalty 1.1, seed 7 \
-             (defaults: the model ships no generation_config), max 5 new tokens"
+             (the flags, then defaults: the model ships no generation_config), max 5 new tokens"
         );
     }
 
