@@ -163,13 +163,13 @@ complete -c swift -n "__fish_swift_using_subcommand infer" -l adapter -d 'A PEFT
 complete -c swift -n "__fish_swift_using_subcommand infer" -s p -l prompt -d 'The prompt (otherwise read from stdin when it is not a terminal)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l system -d 'A system message for the chat template' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l template -d 'Use a built-in chat template instead of the model\'s (chatml, llama3, mistral, qwen, ...)' -r
-complete -c swift -n "__fish_swift_using_subcommand infer" -l max-new-tokens -d 'Most tokens to generate (default: until the end of the context window)' -r
-complete -c swift -n "__fish_swift_using_subcommand infer" -l temperature -d 'Sampling temperature; 0 = greedy. Default: the model\'s generation_config.json when it asks for sampling, else 0 (greedy)' -r
-complete -c swift -n "__fish_swift_using_subcommand infer" -l top-k -d 'Sample only among the K most likely tokens (0 = off; default: generation_config.json, else off)' -r
-complete -c swift -n "__fish_swift_using_subcommand infer" -l top-p -d 'Nucleus sampling: the smallest set of tokens with mass >= P (1 = off; default: generation_config.json, else off)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l max-new-tokens -d 'Most tokens to generate (default: 1024 per chat answer; a one-shot prompt runs until the end of the context window)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l temperature -d 'Sampling temperature; 0 = greedy. Default: the model\'s generation_config.json, else 0.8 in the chat and greedy for a one-shot prompt' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l top-k -d 'Sample only among the K most likely tokens (0 = off; default: generation_config.json, else 40)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l top-p -d 'Nucleus sampling: the smallest set of tokens with mass >= P (1 = off; default: generation_config.json, else 0.9)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l min-p -d 'Drop tokens less likely than P times the most likely one (0 = off)' -r
-complete -c swift -n "__fish_swift_using_subcommand infer" -l repetition-penalty -d 'Penalise tokens already seen, as transformers does (1 = off; default: generation_config.json, else off)' -r
-complete -c swift -n "__fish_swift_using_subcommand infer" -l seed -d 'Seed of the sampler: the same seed gives the same text' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l repetition-penalty -d 'Penalise the tokens already in the context, as transformers does (1 = off; default: generation_config.json, else 1.1 when sampling)' -r
+complete -c swift -n "__fish_swift_using_subcommand infer" -l seed -d 'Seed of the sampler: the same seed gives the same text (default: a random one)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l stop -d 'Stop when the text contains this string (repeatable; the string is not printed)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -s t -l threads -d 'CPU threads for the model (default: all cores)' -r
 complete -c swift -n "__fish_swift_using_subcommand infer" -l host -d 'Address to listen on (loopback unless told otherwise)' -r

@@ -169,7 +169,13 @@ fn infer_tiny_sampling_defaults_from_generation_config() {
         "-v",
     ];
     // do_sample false: greedy, twice the same.
-    let a = json(&swift(d.path(), &args));
+    let o = swift(d.path(), &args);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("sampling: greedy (the model's generation_config.json sets do_sample false)"),
+        "{err}"
+    );
+    let a = json(&o);
     assert_eq!(a["text"], json(&swift(d.path(), &args))["text"]);
     // do_sample true: the config's temperature is used (seen with -v).
     std::fs::write(
@@ -179,9 +185,11 @@ fn infer_tiny_sampling_defaults_from_generation_config() {
     .unwrap();
     let o = swift(d.path(), &args);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(err.contains("temperature: 0.9"), "{err}");
     assert!(
-        err.contains("top_k: 50") && err.contains("top_p: 0.8"),
+        err.contains(
+            "sampling: temperature 0.9, top-k 50, top-p 0.8 \
+             (from the model's generation_config.json)"
+        ),
         "{err}"
     );
     let mut seeded = args.to_vec();

@@ -54,6 +54,71 @@ async fn smollm_chat_completion_and_prompt_logprobs() {
     assert_eq!(top[" Paris"], tl[k]);
 }
 
+/// Issue 17: a request that sets no sampling field gets the defaults (the
+/// GGUF ships no generation_config): the joke that greedy decoding repeats
+/// until the window is full ends; `seed` reproduces it; `"temperature": 0`
+/// is still exactly greedy; llama.cpp's `repeat_penalty` is understood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smollm_requests_without_sampling_fields_get_the_defaults() {
+    let m = smollm();
+    let mut s = Server::start(&m, &[]);
+    let ask = |extra: Value| {
+        let mut b = json!({"messages": [{"role": "user", "content": "Tell me a joke about cats."}],
+                           "max_tokens": 200});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let answer = |v: &Value| {
+        (
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            v["choices"][0]["finish_reason"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let chat = "/v1/chat/completions";
+    let (code, v) = s.post(chat, &ask(json!({"temperature": 0}))).await;
+    assert_eq!(code, 200, "{v}");
+    let (greedy, finish) = answer(&v);
+    assert!(
+        greedy.contains("a cat's favorite food is a cat's favorite food"),
+        "{greedy}"
+    );
+    assert_eq!(finish, "length");
+    // No sampling field but a seed: sampled, reproducible, and it ends.
+    let (_, v) = s.post(chat, &ask(json!({"seed": 3}))).await;
+    let (a, finish) = answer(&v);
+    assert_eq!(finish, "stop", "{a}");
+    assert_ne!(a, greedy);
+    let (_, v) = s.post(chat, &ask(json!({"seed": 3}))).await;
+    assert_eq!(answer(&v).0, a);
+    // repeat_penalty (llama.cpp's name) is the repetition penalty: 1 keeps
+    // the greedy text, 1.5 changes it.
+    let (_, v) = s
+        .post(chat, &ask(json!({"temperature": 0, "repeat_penalty": 1.0})))
+        .await;
+    assert_eq!(answer(&v).0, greedy);
+    let (_, v) = s
+        .post(chat, &ask(json!({"temperature": 0, "repeat_penalty": 1.5})))
+        .await;
+    assert_ne!(answer(&v).0, greedy);
+    s.signal("TERM");
+    let (_, err) = s.wait();
+    assert!(
+        err.contains(
+            "sampling when a request sets none: temperature 0.8, top-k 40, top-p 0.9, \
+             repetition penalty 1.1 (defaults: the model ships no generation_config)"
+        ),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smollm_16_concurrent_clients_batched_same_greedy_answers() {
     let m = smollm();

@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::error::Exit;
-use crate::model::generate::{generate_with_model, Completion, GenerateParams, Sequence};
-use crate::model::sampling::SamplingParams;
+use crate::model::generate::{generate_with_model, Completion, Finish, GenerateParams, Sequence};
+use crate::model::sampling::{self, SamplingBasis, SamplingFields, SamplingParams};
 use crate::model::{KvCache, LoadOptions, Model};
 use crate::printer::Printer;
 use crate::tokenizer::{Message, Tokenizer};
@@ -24,6 +24,14 @@ Input: --prompt TEXT, or text piped on stdin; with neither and a terminal on std
 interactive chat with history. In the chat, end a line with a backslash to continue on the \
 next line, or wrap a block in lines holding only \"\"\"; /clear forgets the history, /exit \
 (or Ctrl-D) quits.
+
+Sampling: the chat (and the server, for requests that set none) samples; a one-shot prompt \
+(--prompt or stdin) decodes greedily, the same text every run, unless --temperature above 0, \
+--top-k, --top-p, --min-p or --seed asks for sampling. The values come from the flags, then the \
+model's generation_config.json, then the defaults of Ollama: temperature 0.8, top-k 40, top-p \
+0.9, repetition penalty 1.1. --temperature 0 is plain greedy decoding, whatever the defaults. \
+The chat's first line shows the sampling in effect; its answers stop at 1024 new tokens unless \
+--max-new-tokens says otherwise.
 
 Tokens stream to stdout as they come; loading messages and speed go to stderr.")]
 pub struct InferArgs {
@@ -59,20 +67,21 @@ pub struct InferArgs {
     #[arg(long, value_name = "NAME")]
     pub template: Option<String>,
 
-    /// Most tokens to generate (default: until the end of the context window)
+    /// Most tokens to generate (default: 1024 per chat answer; a one-shot prompt
+    /// runs until the end of the context window)
     #[arg(long, alias = "max_new_tokens", value_name = "N")]
     pub max_new_tokens: Option<usize>,
 
     /// Sampling temperature; 0 = greedy. Default: the model's
-    /// generation_config.json when it asks for sampling, else 0 (greedy)
+    /// generation_config.json, else 0.8 in the chat and greedy for a one-shot prompt
     #[arg(long, value_name = "T")]
     pub temperature: Option<f32>,
 
-    /// Sample only among the K most likely tokens (0 = off; default: generation_config.json, else off)
+    /// Sample only among the K most likely tokens (0 = off; default: generation_config.json, else 40)
     #[arg(long, alias = "top_k", value_name = "K")]
     pub top_k: Option<usize>,
 
-    /// Nucleus sampling: the smallest set of tokens with mass >= P (1 = off; default: generation_config.json, else off)
+    /// Nucleus sampling: the smallest set of tokens with mass >= P (1 = off; default: generation_config.json, else 0.9)
     #[arg(long, alias = "top_p", value_name = "P")]
     pub top_p: Option<f32>,
 
@@ -80,11 +89,12 @@ pub struct InferArgs {
     #[arg(long, alias = "min_p", value_name = "P")]
     pub min_p: Option<f32>,
 
-    /// Penalise tokens already seen, as transformers does (1 = off; default: generation_config.json, else off)
+    /// Penalise the tokens already in the context, as transformers does (1 = off; default:
+    /// generation_config.json, else 1.1 when sampling)
     #[arg(long, alias = "repetition_penalty", value_name = "X")]
     pub repetition_penalty: Option<f32>,
 
-    /// Seed of the sampler: the same seed gives the same text
+    /// Seed of the sampler: the same seed gives the same text (default: a random one)
     #[arg(long)]
     pub seed: Option<u64>,
 
@@ -276,85 +286,83 @@ fn read_line(input: &mut dyn BufRead) -> std::io::Result<Option<String>> {
     Ok(Some(s))
 }
 
-/// Sampling defaults a model folder declares in `generation_config.json`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GenerationDefaults {
-    pub do_sample: Option<bool>,
-    pub temperature: Option<f32>,
-    pub top_k: Option<usize>,
-    pub top_p: Option<f32>,
-    pub min_p: Option<f32>,
-    pub repetition_penalty: Option<f32>,
+/// Read the sampling values of `generation_config.json` beside a model (a
+/// folder); none for a `.gguf` file or a folder without one.
+pub fn read_generation_config(model: &Path) -> Result<SamplingFields> {
+    let file = model.join("generation_config.json");
+    if !model.is_dir() || !file.exists() {
+        return Ok(SamplingFields::default());
+    }
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).map(|x| x as f32);
+    Ok(SamplingFields {
+        do_sample: v.get("do_sample").and_then(|x| x.as_bool()),
+        temperature: f("temperature"),
+        top_k: v.get("top_k").and_then(|x| x.as_u64()).map(|x| x as usize),
+        top_p: f("top_p"),
+        min_p: f("min_p"),
+        repetition_penalty: f("repetition_penalty"),
+        seed: None,
+    })
 }
 
-impl GenerationDefaults {
-    /// Read `generation_config.json` beside a model (a folder); nothing for a
-    /// `.gguf` file or a folder without one.
-    pub fn read(model: &Path) -> Result<GenerationDefaults> {
-        let file = model.join("generation_config.json");
-        if !model.is_dir() || !file.exists() {
-            return Ok(GenerationDefaults::default());
+impl InferArgs {
+    /// The sampling values set on the command line.
+    pub fn sampling_fields(&self) -> SamplingFields {
+        SamplingFields {
+            do_sample: None,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            seed: self.seed,
         }
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-        let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).map(|x| x as f32);
-        Ok(GenerationDefaults {
-            do_sample: v.get("do_sample").and_then(|x| x.as_bool()),
-            temperature: f("temperature"),
-            top_k: v.get("top_k").and_then(|x| x.as_u64()).map(|x| x as usize),
-            top_p: f("top_p"),
-            min_p: f("min_p"),
-            repetition_penalty: f("repetition_penalty"),
-        })
     }
 }
 
-/// The sampling parameters from the flags and the model's defaults.
-///
-/// Temperature: `--temperature`; else, when `generation_config.json` sets
-/// `do_sample: true`, its temperature (1.0 if unset), with transformers'
-/// defaults for the filters (top-k 50); else 1.0 when a sampling flag
-/// (`--top-k`, `--top-p`, `--min-p`, `--seed`) asks for sampling; else 0
-/// (greedy). The filters come from the flags, then the config.
-pub fn sampling_params(args: &InferArgs, gen: &GenerationDefaults) -> SamplingParams {
-    let config_samples = gen.do_sample == Some(true);
-    let flags_sample =
-        args.top_k.is_some() || args.top_p.is_some() || args.min_p.is_some() || args.seed.is_some();
-    let temperature = match args.temperature {
-        Some(t) => t,
-        None if config_samples => gen.temperature.unwrap_or(1.0),
-        None if flags_sample => 1.0,
-        None => 0.0,
+/// The sampling in effect from the flags and the model's
+/// `generation_config.json` (see [`sampling::resolve`]): the interactive
+/// chat samples by default, one-shot prompts (`--prompt`, stdin) decode
+/// greedily unless a flag asks for sampling.
+pub fn sampling_params(
+    args: &InferArgs,
+    model: &SamplingFields,
+    chat: bool,
+) -> (SamplingParams, SamplingBasis) {
+    sampling::resolve(&args.sampling_fields(), model, chat)
+}
+
+/// Most new tokens of one chat answer unless `--max-new-tokens` says:
+/// longer than nearly every chat answer (about 750 words), short enough
+/// that a model that loops stops on its own in seconds to minutes on a CPU.
+pub const CHAT_MAX_NEW_TOKENS: usize = 1024;
+
+/// The chat's first line: the sampling in effect, where it comes from
+/// (`flags`: some sampling flag was given) and the length bound.
+pub fn sampling_line(
+    p: &SamplingParams,
+    basis: SamplingBasis,
+    flags: bool,
+    max_new: Option<usize>,
+) -> String {
+    let max = match max_new {
+        Some(n) => format!("max {n} new tokens"),
+        None => "no length limit but the context window".to_string(),
     };
-    let top_k = args
-        .top_k
-        .or(if config_samples {
-            Some(gen.top_k.unwrap_or(50))
-        } else {
-            None
-        })
-        .unwrap_or(0);
-    let top_p = args
-        .top_p
-        .or(if config_samples { gen.top_p } else { None })
-        .unwrap_or(1.0);
-    let min_p = args
-        .min_p
-        .or(if config_samples { gen.min_p } else { None })
-        .unwrap_or(0.0);
-    SamplingParams {
-        temperature,
-        top_k,
-        top_p,
-        min_p,
-        repetition_penalty: args
-            .repetition_penalty
-            .or(gen.repetition_penalty)
-            .unwrap_or(1.0),
-        seed: args.seed,
-    }
+    let flags = if flags && basis != SamplingBasis::AskedGreedy {
+        "the flags, then "
+    } else {
+        ""
+    };
+    format!(
+        "sampling: {} ({flags}{}), {max}",
+        p.describe(),
+        basis.describe()
+    )
 }
 
 /// Set while tokens are being generated: Ctrl-C then stops the answer
@@ -533,10 +541,16 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
     let mut args = args;
     args.model = resolved.to_string_lossy().into_owned();
     let loaded = load(&args, printer)?;
-    let gen = GenerationDefaults::read(Path::new(&args.model))?;
+    let gen = read_generation_config(Path::new(&args.model))?;
+    let chat = prompt.is_none();
+    let (sampling, basis) = sampling_params(&args, &gen, chat);
     let params = GenerateParams {
-        max_new_tokens: args.max_new_tokens,
-        sampling: sampling_params(&args, &gen),
+        max_new_tokens: args.max_new_tokens.or(if chat {
+            Some(CHAT_MAX_NEW_TOKENS)
+        } else {
+            None
+        }),
+        sampling,
         stop: args.stop.clone(),
         ignore_eos: args.ignore_eos,
         logprobs: None,
@@ -544,11 +558,18 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
     if let Err(e) = params.sampling.validate() {
         return Err(Exit::Usage(e).into());
     }
-    printer.verbose(1, &format!("sampling: {:?}", params.sampling));
+    let flags = !args.sampling_fields().is_empty();
+    let line = sampling_line(&params.sampling, basis, flags, params.max_new_tokens);
     install_ctrlc();
     match prompt {
-        Some(p) => run_once(&args, printer, &loaded, &params, &p),
-        None => run_chat(&args, printer, &loaded, &params),
+        Some(p) => {
+            printer.verbose(1, &line);
+            run_once(&args, printer, &loaded, &params, &p)
+        }
+        None => {
+            printer.info(&line);
+            run_chat(&args, printer, &loaded, &params)
+        }
     }
 }
 
@@ -584,8 +605,9 @@ fn run_serve(args: InferArgs, printer: &Printer) -> Result<()> {
         }
     }
     let loaded = load(&args, printer)?;
-    let gen = GenerationDefaults::read(Path::new(&args.model))?;
-    let sampling = sampling_params(&args, &gen);
+    let gen = read_generation_config(Path::new(&args.model))?;
+    // What a request that sets no sampling field gets.
+    let (sampling, basis) = sampling_params(&args, &gen, true);
     if let Err(e) = sampling.validate() {
         return Err(Exit::Usage(e).into());
     }
@@ -621,13 +643,19 @@ fn run_serve(args: InferArgs, printer: &Printer) -> Result<()> {
         max_batch: args.max_batch,
         queue: args.queue_size,
         body_limit: args.max_body_bytes,
-        default_sampling: sampling,
+        sampling_flags: args.sampling_fields(),
+        model_sampling: gen,
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
         ..Default::default()
     };
     crate::serve::serve(models, loaded.tokenizer, opts, |l| {
         printer.data(&format!("listening on http://{}", l.addr));
         printer.info(&format!("serving: {}", l.models.join(", ")));
+        printer.info(&format!(
+            "sampling when a request sets none: {} ({})",
+            sampling.describe(),
+            basis.describe()
+        ));
     })?;
     printer.info("server stopped");
     Ok(())
@@ -755,6 +783,16 @@ fn run_chat(
         let done = done?;
         printer.data_raw("\n");
         printer.verbose(1, &speed_line(&done));
+        match done.finish {
+            Finish::MaxTokens => printer.info(&format!(
+                "(the answer stopped at {} new tokens; --max-new-tokens N allows more)",
+                done.completion_tokens
+            )),
+            Finish::ContextFull => {
+                printer.info("(the context window is full; /clear starts a new conversation)")
+            }
+            _ => {}
+        }
         cached = seq.tokens()[..seq.fed()].to_vec();
         if !args.raw {
             history.push(Message::user(text));
@@ -804,57 +842,128 @@ mod tests {
 
     #[test]
     fn sampling_defaults() {
-        let none = GenerationDefaults::default();
-        // No flags, no config: greedy.
-        let p = sampling_params(&args(&[]), &none);
+        use crate::model::sampling::BUILTIN_DEFAULTS;
+        let none = SamplingFields::default();
+        // No flags, no config: the chat samples with the built-in defaults,
+        // a one-shot prompt decodes greedily.
+        let (p, basis) = sampling_params(&args(&[]), &none, true);
+        assert_eq!(p, BUILTIN_DEFAULTS);
+        assert_eq!(
+            (p.temperature, p.top_k, p.top_p, p.repetition_penalty),
+            (0.8, 40, 0.9, 1.1)
+        );
+        assert_eq!(
+            basis,
+            SamplingBasis::BuiltIn {
+                with_model_values: false
+            }
+        );
+        let (p, basis) = sampling_params(&args(&[]), &none, false);
         assert_eq!(p, SamplingParams::greedy());
-        // A sampling flag alone turns sampling on at temperature 1.
-        let p = sampling_params(&args(&["--top-p", "0.9", "--seed", "4"]), &none);
-        assert_eq!((p.temperature, p.top_p, p.seed), (1.0, 0.9, Some(4)));
-        // The config asks for sampling: its values, transformers' top-k 50.
-        let gen = GenerationDefaults {
+        assert_eq!(basis, SamplingBasis::GreedyByDefault);
+        // --temperature 0 is plain greedy in the chat too: no built-in
+        // repetition penalty.
+        let (p, basis) = sampling_params(&args(&["--temperature", "0"]), &none, true);
+        assert_eq!(p, SamplingParams::greedy());
+        assert_eq!(basis, SamplingBasis::AskedGreedy);
+        // A sampling flag alone turns a one-shot to the built-in defaults,
+        // the flags over them.
+        let (p, _) = sampling_params(&args(&["--top-p", "0.5", "--seed", "4"]), &none, false);
+        assert_eq!(
+            (p.temperature, p.top_k, p.top_p, p.seed),
+            (0.8, 40, 0.5, Some(4))
+        );
+        // A repetition penalty alone does not: greedy with that penalty.
+        let (p, _) = sampling_params(&args(&["--repetition-penalty", "1.3"]), &none, false);
+        assert!(p.is_greedy());
+        assert_eq!(p.repetition_penalty, 1.3);
+        // The config asks for sampling: its values, transformers' defaults
+        // for the rest (top-k 50), in the chat and in one-shots alike.
+        let gen = SamplingFields {
             do_sample: Some(true),
             temperature: Some(0.6),
             top_p: Some(0.95),
-            repetition_penalty: Some(1.1),
+            repetition_penalty: Some(1.05),
             ..Default::default()
         };
-        let p = sampling_params(&args(&[]), &gen);
-        assert_eq!(
-            (p.temperature, p.top_k, p.top_p, p.repetition_penalty),
-            (0.6, 50, 0.95, 1.1)
-        );
-        // Flags win; --temperature 0 is greedy whatever the config says.
-        let p = sampling_params(&args(&["--temperature", "0", "--top_k", "5"]), &gen);
+        for chat in [true, false] {
+            let (p, basis) = sampling_params(&args(&[]), &gen, chat);
+            assert_eq!(
+                (p.temperature, p.top_k, p.top_p, p.repetition_penalty),
+                (0.6, 50, 0.95, 1.05)
+            );
+            assert_eq!(basis, SamplingBasis::ModelSamples);
+        }
+        // Flags win; --temperature 0 is greedy whatever the config says, with
+        // the config's repetition penalty as before.
+        let (p, _) = sampling_params(&args(&["--temperature", "0", "--top_k", "5"]), &gen, true);
         assert!(p.is_greedy());
-        assert_eq!(p.top_k, 5);
-        // do_sample false: the config's temperature is not used.
-        let gen = GenerationDefaults {
+        assert_eq!((p.top_k, p.repetition_penalty), (5, 1.05));
+        // do_sample false: greedy, even in the chat; the config's
+        // temperature is not used.
+        let gen = SamplingFields {
             do_sample: Some(false),
             temperature: Some(0.6),
             ..Default::default()
         };
-        assert_eq!(sampling_params(&args(&[]), &gen).temperature, 0.0);
+        let (p, basis) = sampling_params(&args(&[]), &gen, true);
+        assert_eq!((p.temperature, basis), (0.0, SamplingBasis::ModelGreedy));
+        // A config without do_sample (only ids, like SmolLM2's): the
+        // built-in defaults under the values it sets.
+        let gen = SamplingFields {
+            top_p: Some(0.8),
+            ..Default::default()
+        };
+        let (p, basis) = sampling_params(&args(&[]), &gen, true);
+        assert_eq!((p.temperature, p.top_k, p.top_p), (0.8, 40, 0.8));
+        assert_eq!(
+            basis,
+            SamplingBasis::BuiltIn {
+                with_model_values: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_chat_line_says_the_sampling_in_effect() {
+        let none = SamplingFields::default();
+        let (p, basis) = sampling_params(&args(&[]), &none, true);
+        assert_eq!(
+            sampling_line(&p, basis, false, Some(CHAT_MAX_NEW_TOKENS)),
+            "sampling: temperature 0.8, top-k 40, top-p 0.9, repetition penalty 1.1 \
+             (defaults: the model ships no generation_config), max 1024 new tokens"
+        );
+        let (p, basis) = sampling_params(&args(&["--temperature", "0"]), &none, true);
+        assert_eq!(
+            sampling_line(&p, basis, true, None),
+            "sampling: greedy (temperature 0 asked for), no length limit but the context window"
+        );
+        let (p, basis) = sampling_params(&args(&["--seed", "7", "--top-k", "0"]), &none, true);
+        assert_eq!(
+            sampling_line(&p, basis, true, Some(5)),
+            "sampling: temperature 0.8, top-p 0.9, repetition penalty 1.1, seed 7 \
+             (the flags, then defaults: the model ships no generation_config), max 5 new tokens"
+        );
     }
 
     #[test]
     fn generation_config_is_read_from_a_folder() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(
-            GenerationDefaults::read(d.path()).unwrap(),
-            GenerationDefaults::default()
+            read_generation_config(d.path()).unwrap(),
+            SamplingFields::default()
         );
         std::fs::write(
             d.path().join("generation_config.json"),
             r#"{"do_sample": true, "temperature": 0.7, "top_k": 20, "top_p": 0.8, "eos_token_id": [1, 2]}"#,
         )
         .unwrap();
-        let g = GenerationDefaults::read(d.path()).unwrap();
+        let g = read_generation_config(d.path()).unwrap();
         assert_eq!(g.do_sample, Some(true));
         assert_eq!(g.top_k, Some(20));
         assert_eq!(g.temperature, Some(0.7));
         std::fs::write(d.path().join("generation_config.json"), "{oops").unwrap();
-        let e = GenerationDefaults::read(d.path()).unwrap_err();
+        let e = read_generation_config(d.path()).unwrap_err();
         assert!(format!("{e:#}").contains("generation_config.json"));
     }
 

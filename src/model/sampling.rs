@@ -84,6 +84,219 @@ impl SamplingParams {
     }
 }
 
+/// The sampling people know from Ollama (and, but for its top-p 0.95, min-p
+/// 0.05 and no repetition penalty, llama.cpp) when a model ships no
+/// `generation_config.json`: temperature 0.8, top-k 40, top-p 0.9,
+/// repetition penalty 1.1. Greedy decoding of a small model, the old
+/// default, repeats one phrase until the context window is full.
+pub const BUILTIN_DEFAULTS: SamplingParams = SamplingParams {
+    temperature: 0.8,
+    top_k: 40,
+    top_p: 0.9,
+    min_p: 0.0,
+    repetition_penalty: 1.1,
+    seed: None,
+};
+
+/// transformers' `GenerationConfig` defaults, for the fields a
+/// `generation_config.json` with `do_sample: true` leaves out.
+pub const TRANSFORMERS_DEFAULTS: SamplingParams = SamplingParams {
+    temperature: 1.0,
+    top_k: 50,
+    top_p: 1.0,
+    min_p: 0.0,
+    repetition_penalty: 1.0,
+    seed: None,
+};
+
+/// Sampling values one source sets (command-line flags, a request's fields,
+/// a model's `generation_config.json`); `None` leaves the field to the next
+/// source.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SamplingFields {
+    /// Only `generation_config.json` has it: `true` asks for sampling with
+    /// its values, `false` for greedy decoding.
+    pub do_sample: Option<bool>,
+    pub temperature: Option<f32>,
+    pub top_k: Option<usize>,
+    pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub seed: Option<u64>,
+}
+
+impl SamplingFields {
+    /// These values where set, `lower`'s elsewhere.
+    pub fn over(&self, lower: &SamplingFields) -> SamplingFields {
+        SamplingFields {
+            do_sample: self.do_sample.or(lower.do_sample),
+            temperature: self.temperature.or(lower.temperature),
+            top_k: self.top_k.or(lower.top_k),
+            top_p: self.top_p.or(lower.top_p),
+            min_p: self.min_p.or(lower.min_p),
+            repetition_penalty: self.repetition_penalty.or(lower.repetition_penalty),
+            seed: self.seed.or(lower.seed),
+        }
+    }
+
+    /// True when no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == SamplingFields::default()
+    }
+
+    /// A temperature above 0 or a filter or seed: the caller asks for
+    /// sampling.
+    fn asks_for_sampling(&self) -> bool {
+        self.temperature.is_some_and(|t| t >= GREEDY_EPSILON)
+            || self.top_k.is_some()
+            || self.top_p.is_some()
+            || self.min_p.is_some()
+            || self.seed.is_some()
+    }
+
+    /// Every set field over `base`.
+    fn apply(&self, base: &SamplingParams) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature.unwrap_or(base.temperature),
+            top_k: self.top_k.unwrap_or(base.top_k),
+            top_p: self.top_p.unwrap_or(base.top_p),
+            min_p: self.min_p.unwrap_or(base.min_p),
+            repetition_penalty: self.repetition_penalty.unwrap_or(base.repetition_penalty),
+            seed: self.seed.or(base.seed),
+        }
+    }
+}
+
+/// Where the values in effect come from, for the user to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SamplingBasis {
+    /// The caller set the temperature to 0.
+    AskedGreedy,
+    /// The model's `generation_config.json` asks for sampling
+    /// (`do_sample: true`).
+    ModelSamples,
+    /// The model's `generation_config.json` asks for greedy decoding
+    /// (`do_sample: false`).
+    ModelGreedy,
+    /// [`BUILTIN_DEFAULTS`]; `with_model_values`: the model's
+    /// `generation_config.json` sets some of the values (but not
+    /// `do_sample`).
+    BuiltIn { with_model_values: bool },
+    /// Greedy because this use decodes greedily unless asked (one-shot
+    /// prompts).
+    GreedyByDefault,
+}
+
+impl SamplingBasis {
+    /// A few words on why, e.g. `defaults: the model ships no generation_config`.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            SamplingBasis::AskedGreedy => "temperature 0 asked for",
+            SamplingBasis::ModelSamples => "from the model's generation_config.json",
+            SamplingBasis::ModelGreedy => "the model's generation_config.json sets do_sample false",
+            SamplingBasis::BuiltIn {
+                with_model_values: false,
+            } => "defaults: the model ships no generation_config",
+            SamplingBasis::BuiltIn {
+                with_model_values: true,
+            } => "defaults, with the values the model's generation_config.json sets",
+            SamplingBasis::GreedyByDefault => "the default of one-shot prompts",
+        }
+    }
+}
+
+/// Decide the sampling in effect. `asked` holds what the user set (a
+/// request's fields over the command line's), `model` the model's
+/// `generation_config.json` (empty without one). `sample_by_default`: the
+/// interactive chat and the server sample when nothing is asked; one-shot
+/// prompts decode greedily.
+///
+/// Precedence, field by field: `asked`, then the model's values, then the
+/// defaults of the case:
+/// * a temperature of 0 asked for is plain greedy decoding: no built-in
+///   default applies, the repetition penalty is the asked one, else the
+///   model's, else off (so greedy output never changes with these defaults);
+/// * `do_sample: true`: the model's values over [`TRANSFORMERS_DEFAULTS`];
+/// * `do_sample: false`: greedy (with the model's repetition penalty)
+///   unless `asked` asks for sampling, then as for `do_sample: true`;
+/// * no `do_sample`: [`BUILTIN_DEFAULTS`] under the model's values when
+///   sampling by default or asked for, else greedy (with the model's
+///   repetition penalty).
+pub fn resolve(
+    asked: &SamplingFields,
+    model: &SamplingFields,
+    sample_by_default: bool,
+) -> (SamplingParams, SamplingBasis) {
+    let model_values = SamplingFields {
+        do_sample: None,
+        seed: None,
+        ..model.clone()
+    };
+    let greedy = |basis| {
+        let p = SamplingParams {
+            temperature: 0.0,
+            repetition_penalty: asked
+                .repetition_penalty
+                .or(model.repetition_penalty)
+                .unwrap_or(1.0),
+            seed: asked.seed,
+            ..SamplingParams::greedy()
+        };
+        let filters = SamplingFields {
+            temperature: None,
+            repetition_penalty: None,
+            ..asked.clone()
+        };
+        (filters.apply(&p), basis)
+    };
+    if asked.temperature.is_some_and(|t| t < GREEDY_EPSILON) {
+        return greedy(SamplingBasis::AskedGreedy);
+    }
+    let (base, basis) = match model.do_sample {
+        Some(true) => (TRANSFORMERS_DEFAULTS, SamplingBasis::ModelSamples),
+        Some(false) if !asked.asks_for_sampling() => return greedy(SamplingBasis::ModelGreedy),
+        Some(false) => (TRANSFORMERS_DEFAULTS, SamplingBasis::ModelSamples),
+        None if sample_by_default || asked.asks_for_sampling() => (
+            BUILTIN_DEFAULTS,
+            SamplingBasis::BuiltIn {
+                with_model_values: !model_values.is_empty(),
+            },
+        ),
+        None => return greedy(SamplingBasis::GreedyByDefault),
+    };
+    (asked.apply(&model_values.apply(&base)), basis)
+}
+
+impl SamplingParams {
+    /// The values in effect in words: `greedy`, or `temperature 0.8, top-k
+    /// 40, top-p 0.9, repetition penalty 1.1` (filters that are off left
+    /// out), with the seed when one is set.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.is_greedy() {
+            parts.push("greedy".to_string());
+        } else {
+            parts.push(format!("temperature {}", self.temperature));
+            if self.top_k > 0 {
+                parts.push(format!("top-k {}", self.top_k));
+            }
+            if self.top_p < 1.0 {
+                parts.push(format!("top-p {}", self.top_p));
+            }
+            if self.min_p > 0.0 {
+                parts.push(format!("min-p {}", self.min_p));
+            }
+        }
+        if self.repetition_penalty != 1.0 {
+            parts.push(format!("repetition penalty {}", self.repetition_penalty));
+        }
+        if let Some(s) = self.seed.filter(|_| !self.is_greedy()) {
+            parts.push(format!("seed {s}"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// Index of the largest logit (the first one on ties). NaN never wins.
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0usize;
@@ -585,6 +798,86 @@ mod tests {
         assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![0, 1, 2]);
         assert!(top_n(&logits, 0).is_empty());
         assert_eq!(top_n(&logits, 10).len(), 4);
+    }
+
+    #[test]
+    fn resolve_precedence_asked_then_model_then_defaults() {
+        let asked = SamplingFields {
+            top_k: Some(7),
+            ..Default::default()
+        };
+        let model = SamplingFields {
+            top_k: Some(20),
+            top_p: Some(0.8),
+            ..Default::default()
+        };
+        // No do_sample: built-in defaults under the model's values under
+        // the asked ones.
+        let (p, b) = resolve(&asked, &model, true);
+        assert_eq!((p.temperature, p.top_k, p.top_p), (0.8, 7, 0.8));
+        assert_eq!(p.repetition_penalty, 1.1);
+        assert_eq!(
+            b,
+            SamplingBasis::BuiltIn {
+                with_model_values: true
+            }
+        );
+        // do_sample false, but the caller asks for sampling: the model's
+        // values over transformers' defaults.
+        let model = SamplingFields {
+            do_sample: Some(false),
+            top_p: Some(0.8),
+            ..Default::default()
+        };
+        let (p, _) = resolve(&asked, &model, false);
+        assert_eq!(
+            (p.temperature, p.top_k, p.top_p, p.repetition_penalty),
+            (1.0, 7, 0.8, 1.0)
+        );
+        // Greedy asked: nothing else of the defaults.
+        let asked = SamplingFields {
+            temperature: Some(0.0),
+            seed: Some(3),
+            ..Default::default()
+        };
+        let (p, b) = resolve(&asked, &SamplingFields::default(), true);
+        assert_eq!(
+            p,
+            SamplingParams {
+                seed: Some(3),
+                ..SamplingParams::greedy()
+            }
+        );
+        assert_eq!(b, SamplingBasis::AskedGreedy);
+        assert_eq!(p.describe(), "greedy");
+    }
+
+    #[test]
+    fn builtin_defaults_break_a_greedy_loop() {
+        // Logits that greedy decoding follows round a cycle 0 -> 1 -> 2 -> 0
+        // forever; the repetition penalty over the context makes the
+        // fresh token 3 win once the cycle's tokens are all in it.
+        let next = |last: u32| -> Vec<f32> {
+            let mut l = vec![0.0f32; 5];
+            l[((last + 1) % 3) as usize] = 2.0;
+            l[3] = 1.9;
+            l
+        };
+        let mut greedy = Sampler::new(SamplingParams::greedy());
+        let mut seen = vec![0u32];
+        for _ in 0..9 {
+            let t = greedy.sample(&next(*seen.last().unwrap()), &seen);
+            seen.push(t);
+        }
+        assert!(!seen.contains(&3), "{seen:?}");
+        let p = SamplingParams {
+            temperature: 0.0,
+            ..BUILTIN_DEFAULTS
+        };
+        let mut penalised = Sampler::new(p);
+        let seen = vec![0u32, 1, 2];
+        // 2.0 / 1.1 = 1.82 < 1.9: the loop is left.
+        assert_eq!(penalised.sample(&next(2), &seen), 3);
     }
 
     #[test]

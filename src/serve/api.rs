@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::error::ApiError;
 use super::scheduler::Job;
 use crate::model::generate::{GenerateParams, TokenLogprob};
-use crate::model::sampling::SamplingParams;
+use crate::model::sampling::{self, SamplingFields, SamplingParams};
 use crate::tokenizer::Tokenizer;
 
 /// Most alternatives per position in `logprobs` / `top_logprobs`.
@@ -49,9 +49,11 @@ pub struct Common {
     pub max_tokens: Option<i64>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
-    /// vLLM extensions.
+    /// vLLM and llama.cpp extensions.
     pub top_k: Option<i64>,
     pub min_p: Option<f32>,
+    /// `repeat_penalty` is llama.cpp's name.
+    #[serde(alias = "repeat_penalty")]
     pub repetition_penalty: Option<f32>,
     pub ignore_eos: Option<bool>,
     pub seed: Option<i64>,
@@ -126,8 +128,10 @@ pub struct Plan {
 }
 
 impl Common {
-    /// Validate the shared fields against the server's sampling defaults.
-    pub fn plan(&self, defaults: &SamplingParams) -> Result<Plan, ApiError> {
+    /// Validate the shared fields. Sampling: the request's fields, then the
+    /// command line's (`flags`), then the model's `generation_config.json`
+    /// (`model`), then the built-in defaults ([`sampling::resolve`]).
+    pub fn plan(&self, flags: &SamplingFields, model: &SamplingFields) -> Result<Plan, ApiError> {
         let n = self.n.unwrap_or(1);
         if !(1..=128).contains(&n) {
             return Err(ApiError::bad_param(
@@ -135,7 +139,7 @@ impl Common {
                 format!("n must be in 1..=128, got {n}"),
             ));
         }
-        let mut s = defaults.clone();
+        let mut asked = SamplingFields::default();
         if let Some(t) = self.temperature {
             if !t.is_finite() || !(0.0..=2.0).contains(&t) {
                 return Err(ApiError::bad_param(
@@ -143,11 +147,9 @@ impl Common {
                     format!("temperature must be in [0, 2], got {t}"),
                 ));
             }
-            s.temperature = t;
+            asked.temperature = Some(t);
         }
-        if let Some(p) = self.top_p {
-            s.top_p = p;
-        }
+        asked.top_p = self.top_p;
         if let Some(k) = self.top_k {
             // vLLM: -1 or 0 disables.
             if k < -1 {
@@ -156,17 +158,12 @@ impl Common {
                     format!("top_k must be >= -1, got {k}"),
                 ));
             }
-            s.top_k = k.max(0) as usize;
+            asked.top_k = Some(k.max(0) as usize);
         }
-        if let Some(p) = self.min_p {
-            s.min_p = p;
-        }
-        if let Some(r) = self.repetition_penalty {
-            s.repetition_penalty = r;
-        }
-        if let Some(seed) = self.seed {
-            s.seed = Some(seed as u64);
-        }
+        asked.min_p = self.min_p;
+        asked.repetition_penalty = self.repetition_penalty;
+        asked.seed = self.seed.map(|s| s as u64);
+        let (s, _) = sampling::resolve(&asked.over(flags), model, true);
         if let Err(e) = s.validate() {
             let param = e.split_whitespace().next().unwrap_or("").to_string();
             return Err(ApiError::bad_param(&param, e));
@@ -409,4 +406,52 @@ pub fn new_id(prefix: &str) -> String {
 /// Seconds since the epoch.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sampling::BUILTIN_DEFAULTS;
+
+    fn plan_of(body: &str, flags: &SamplingFields, model: &SamplingFields) -> SamplingParams {
+        let c: Common = parse(body.as_bytes()).unwrap();
+        c.plan(flags, model).unwrap().sampling
+    }
+
+    #[test]
+    fn sampling_request_then_flags_then_model_then_defaults() {
+        let none = SamplingFields::default();
+        // Nothing anywhere: the built-in defaults.
+        assert_eq!(plan_of("{}", &none, &none), BUILTIN_DEFAULTS);
+        // temperature 0 is plain greedy, without the default penalty.
+        assert_eq!(
+            plan_of(r#"{"temperature": 0}"#, &none, &none),
+            SamplingParams::greedy()
+        );
+        // The model's generation_config.json asks for sampling.
+        let model = SamplingFields {
+            do_sample: Some(true),
+            temperature: Some(0.7),
+            top_k: Some(20),
+            ..Default::default()
+        };
+        let p = plan_of("{}", &none, &model);
+        assert_eq!((p.temperature, p.top_k, p.top_p), (0.7, 20, 1.0));
+        // The command line over the model, the request over both.
+        let flags = SamplingFields {
+            temperature: Some(0.5),
+            top_k: Some(5),
+            ..Default::default()
+        };
+        let p = plan_of("{}", &flags, &model);
+        assert_eq!((p.temperature, p.top_k), (0.5, 5));
+        let p = plan_of(r#"{"temperature": 1.2, "top_k": -1}"#, &flags, &model);
+        assert_eq!((p.temperature, p.top_k), (1.2, 0));
+        // llama.cpp's repeat_penalty is the repetition penalty.
+        let p = plan_of(r#"{"repeat_penalty": 1.3}"#, &none, &none);
+        assert_eq!(p.repetition_penalty, 1.3);
+        let c: Common = parse(br#"{"repetition_penalty": 0}"#).unwrap();
+        let e = c.plan(&none, &none).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("repetition_penalty"));
+    }
 }

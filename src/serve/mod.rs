@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::model::generate::TokenLogprob;
-use crate::model::sampling::SamplingParams;
+use crate::model::sampling::SamplingFields;
 use crate::model::Model;
 use crate::tokenizer::Tokenizer;
 use api::{ChatRequest, CompletionLogprobs, CompletionRequest, PromptSpec};
@@ -79,8 +79,13 @@ pub struct ServeOptions {
     pub queue: usize,
     /// Largest request body in bytes; more is answered 413.
     pub body_limit: usize,
-    /// Sampling when a request does not say (its fields override these).
-    pub default_sampling: SamplingParams,
+    /// Sampling values set on the command line: a request's own fields
+    /// override them (see [`crate::model::sampling::resolve`]).
+    pub sampling_flags: SamplingFields,
+    /// The model's `generation_config.json` values (empty without one):
+    /// under the request's and the command line's, over the built-in
+    /// defaults.
+    pub model_sampling: SamplingFields,
     /// After SIGINT / SIGTERM, how long in-flight requests may run before
     /// they are cancelled.
     pub shutdown_grace: Duration,
@@ -97,7 +102,8 @@ impl Default for ServeOptions {
             max_batch: 16,
             queue: 64,
             body_limit: 4 << 20,
-            default_sampling: SamplingParams::greedy(),
+            sampling_flags: SamplingFields::default(),
+            model_sampling: SamplingFields::default(),
             shutdown_grace: Duration::from_secs(10),
             http_threads: 2,
         }
@@ -377,7 +383,9 @@ async fn chat_inner(
     let bytes = body_bytes(body)?;
     let req: ChatRequest = api::parse(&bytes)?;
     let model = st.resolve(&req.common.model)?;
-    let plan = req.common.plan(&st.opts.default_sampling)?;
+    let plan = req
+        .common
+        .plan(&st.opts.sampling_flags, &st.opts.model_sampling)?;
     if req.messages.is_empty() {
         return Err(ApiError::bad_param(
             "messages",
@@ -454,7 +462,9 @@ async fn completions_inner(
     let bytes = body_bytes(body)?;
     let req: CompletionRequest = api::parse(&bytes)?;
     let model = st.resolve(&req.common.model)?;
-    let plan = req.common.plan(&st.opts.default_sampling)?;
+    let plan = req
+        .common
+        .plan(&st.opts.sampling_flags, &st.opts.model_sampling)?;
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
         return Err(ApiError::bad_param("suffix", "suffix is not supported"));
     }
