@@ -244,7 +244,7 @@ fn nice_ticks(lo: f64, hi: f64, target: usize, min_step: f64) -> (f64, Vec<f64>)
 fn tick_labels(ticks: &[f64], step: f64) -> Vec<String> {
     let top = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
     let places = |s: f64| (-(s.log10() + 1e-9).floor()).max(0.0) as usize;
-    if top > 0.0 && (top < 1e-3 || top >= 1e6) {
+    if top > 0.0 && !(1e-3..1e6).contains(&top) {
         let e = top.log10().floor() as i32;
         let scale = 10f64.powi(e);
         let p = places(step / scale);
