@@ -106,6 +106,14 @@ fn dpo_run_raises_accuracy_and_margin_and_the_adapter_prefers_the_chosen_style()
     assert!(last["rewards/accuracies"].as_f64().unwrap() > 0.9, "{last}");
     assert!(last["rewards/margins"].as_f64().unwrap() > 0.0, "{last}");
     assert!(out.join("adapter_model.safetensors").exists());
+    for f in [
+        "train_loss.png",
+        "train_rewards_chosen_rejected.png",
+        "train_rewards_margins.png",
+        "train_rewards_accuracies.png",
+    ] {
+        assert!(out.join("images").join(f).exists(), "images/{f} missing");
+    }
 
     // The adapter prefers the chosen style on a question it was not trained on.
     let tok = Tokenizer::load(&model).unwrap();

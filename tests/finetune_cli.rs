@@ -189,6 +189,9 @@ fn lora_on_the_smollm2_gguf_learns_the_fixture_resumes_exactly_and_loads_in_infe
         "args.json",
         "images/train_loss.png",
         "images/eval_loss.png",
+        "images/train_learning_rate.png",
+        "images/train_grad_norm.png",
+        "images/train_token_acc.png",
         "checkpoint-12/optimizer.safetensors",
         "checkpoint-24/adapter_model.safetensors",
     ] {

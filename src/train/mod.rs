@@ -17,7 +17,7 @@
 //! * [`schedule`]: warm-up then cosine / linear / constant.
 //! * [`checkpoint`]: `checkpoint-N/`, atomic writes, `latest`, rotation.
 //! * [`events`]: TensorBoard event files (writer and reader).
-//! * [`plot`]: PNG loss curves.
+//! * [`plot`]: PNG training curves.
 //! * [`sft`]: the cross-entropy objective.
 //! * [`head`]: the output head fused with log-softmax and the label gather
 //!   (logits a chunk of rows at a time).
@@ -523,24 +523,10 @@ impl Sinks {
     }
 }
 
-/// Draw `images/train_loss.png` (and `eval_loss.png`) from the log history.
+/// Draw the training curves into `images/` from the log history (see
+/// [`plot`]).
 pub fn write_plots(output_dir: &Path, history: &[Value]) -> Result<()> {
-    let series = |key: &str| -> Vec<(f64, f64)> {
-        history
-            .iter()
-            .filter_map(|r| Some((r.get("step")?.as_f64()?, r.get(key)?.as_f64()?)))
-            .collect()
-    };
-    let img = output_dir.join("images");
-    let train = series("loss");
-    if !train.is_empty() {
-        plot::write_curve(&img.join("train_loss.png"), &train)?;
-    }
-    let eval = series("eval_loss");
-    if !eval.is_empty() {
-        plot::write_curve(&img.join("eval_loss.png"), &eval)?;
-    }
-    Ok(())
+    plot::write_plots(output_dir, history).map(|_| ())
 }
 
 /// Run the loop. Returns when `max_steps` are done or `stop` was set (then a

@@ -346,6 +346,9 @@ fn first_step_loss_is_the_base_models_and_training_lowers_it() {
         "checkpoint-20/adapter_model.safetensors",
         "images/train_loss.png",
         "images/eval_loss.png",
+        "images/train_learning_rate.png",
+        "images/train_grad_norm.png",
+        "images/train_token_acc.png",
     ] {
         assert!(p.join(f).exists(), "{f} missing");
     }
