@@ -140,7 +140,12 @@ fn dpo_with_a_gpu_in_the_machine_still_plans_for_the_cpu() {
         Some(H100),
     );
     ok(&o);
-    assert_cpu_plan(&out, &text(&o.stderr));
+    let err = text(&o.stderr);
+    assert_cpu_plan(&out, &err);
+    assert!(
+        plan_line(&err).contains("(the data's longest; --max-length 2048 is the upper bound)"),
+        "{err}"
+    );
 }
 
 fn estimate(args: &[&str], gpus: Option<&str>) -> (Option<i32>, Value, String) {

@@ -441,11 +441,13 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
     // Plan: a pair is two sequences of the longest length.
     let cfg = model.config().clone();
     let inv = super::inventory()?;
-    let (plan, effective) = plan_run(&args, &cfg, args.max_length.min(r.length_max.max(1)), &inv);
+    let seq_len = args.max_length.min(r.length_max.max(1));
+    let (plan, effective) = plan_run(&args, &cfg, seq_len, &inv);
     printer.info(&format!(
-        "plan: {}: {}",
+        "plan: {}: {}; sequences of up to {seq_len} tokens ({})",
         plan.job.method.name(),
-        plan.reason
+        plan.reason,
+        super::finetune::length_note(seq_len, args.max_length)
     ));
     if !plan.fits {
         printer.warn("warning: the planner's estimate does not fit this machine's free memory");

@@ -445,6 +445,16 @@ pub fn plan_run(
     plan::plan(cfg, device, budget, &req)
 }
 
+/// Why a plan is for `seq_len` tokens: the data's longest sample when it is
+/// shorter than --max-length, else --max-length.
+pub fn length_note(seq_len: usize, max_length: usize) -> String {
+    if seq_len < max_length {
+        format!("the data's longest; --max-length {max_length} is the upper bound")
+    } else {
+        format!("--max-length {max_length}")
+    }
+}
+
 pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     if args.merge || args.serve {
         return super::pipeline::run(args, printer);
@@ -608,14 +618,7 @@ pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
     printer.info(&format!(
         "plan: {method_note}: {}; sequences of up to {seq_len} tokens ({})",
         plan.reason,
-        if seq_len < args.max_length {
-            format!(
-                "the data's longest; --max-length {} is the upper bound",
-                args.max_length
-            )
-        } else {
-            format!("--max-length {}", args.max_length)
-        }
+        length_note(seq_len, args.max_length)
     ));
     if !plan.fits {
         printer.warn("warning: the planner's estimate does not fit this machine's free memory");
