@@ -375,7 +375,7 @@ _swift() {
             return 0
             ;;
         swift__subcmd__estimate__subcmd__vram)
-            opts="-q -v -h -V --model --method --dtype --quant-bits --batch-size --max-length --seq-len --max-new-tokens --lora-rank --target-modules --gradient-checkpointing --optimizer --attention --lora-dropout --loss-impl --gpus --zero --effective-batch --budget --json --quiet --verbose --color --no-progress --help --version"
+            opts="-q -v -h -V --model --method --dtype --quant-bits --batch-size --max-length --seq-len --max-new-tokens --lora-rank --target-modules --gradient-checkpointing --optimizer --attention --lora-dropout --loss-impl --device --engine --gpus --zero --effective-batch --budget --json --quiet --verbose --color --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -439,6 +439,14 @@ _swift() {
                     ;;
                 --loss-impl)
                     COMPREPLY=($(compgen -W "chunked full" -- "${cur}"))
+                    return 0
+                    ;;
+                --device)
+                    COMPREPLY=($(compgen -W "auto cpu cuda metal" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "swift torch" -- "${cur}"))
                     return 0
                     ;;
                 --gpus)

@@ -100,12 +100,18 @@ complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l attention 
 flash\t''
 eager\t''"
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l lora-dropout -d 'LoRA dropout probability (above 0, peft keeps a dropped copy of each wrapped layer\'s input)' -r
-complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l loss-impl -d 'Cross-entropy over the vocabulary: chunked (logits kept 16-bit, fp32 a chunk at a time) or full (transformers\' default fp32 upcast)' -r -f -a "chunked\t''
+complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l loss-impl -d 'Cross-entropy over the vocabulary in a PyTorch run: full (transformers\' default: the whole fp32 upcast, log-softmax and gradient; the default) or chunked (logits kept 16-bit, fp32 a chunk at a time, as torchtune / Liger / Unsloth do). swift\'s trainer fuses the head with the loss either way' -r -f -a "chunked\t''
 full\t''"
+complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l device -d 'The device to plan for: auto (this machine\'s best: a CUDA GPU if one is found, Apple Metal, else the CPU), cpu, cuda or metal. A GPU that is not in this machine needs --budget' -r -f -a "auto\t''
+cpu\t''
+cuda\t''
+metal\t''"
+complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l engine -d 'Whose memory to model: swift (its own trainer, the default on the CPU) or torch (a PyTorch run: transformers + peft, as ms-swift or TRL run it; the default on a GPU, since swift trains on the CPU only today)' -r -f -a "swift\t''
+torch\t''"
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l gpus -d 'Number of GPUs the job is spread over' -r
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l zero -d 'DeepSpeed ZeRO stage for multi-GPU runs' -r
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l effective-batch -d 'Sequences per optimizer step the planner aims for under `--method auto`' -r
-complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l budget -d 'Memory available to the job: a size (24GiB, 16GB, 80G) or `auto` (the free memory of the best GPU, else available RAM)' -r
+complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l budget -d 'Memory available to the job: a size (24GiB, 16GB, 80G) or `auto` (the free memory of the --device: a GPU\'s free memory, the CPU\'s available RAM). A size never changes the device' -r
 complete -c swift -n "__fish_swift_using_subcommand estimate-vram" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -143,12 +149,18 @@ complete -c swift -n "__fish_swift_using_subcommand estimate" -l attention -d 'A
 flash\t''
 eager\t''"
 complete -c swift -n "__fish_swift_using_subcommand estimate" -l lora-dropout -d 'LoRA dropout probability (above 0, peft keeps a dropped copy of each wrapped layer\'s input)' -r
-complete -c swift -n "__fish_swift_using_subcommand estimate" -l loss-impl -d 'Cross-entropy over the vocabulary: chunked (logits kept 16-bit, fp32 a chunk at a time) or full (transformers\' default fp32 upcast)' -r -f -a "chunked\t''
+complete -c swift -n "__fish_swift_using_subcommand estimate" -l loss-impl -d 'Cross-entropy over the vocabulary in a PyTorch run: full (transformers\' default: the whole fp32 upcast, log-softmax and gradient; the default) or chunked (logits kept 16-bit, fp32 a chunk at a time, as torchtune / Liger / Unsloth do). swift\'s trainer fuses the head with the loss either way' -r -f -a "chunked\t''
 full\t''"
+complete -c swift -n "__fish_swift_using_subcommand estimate" -l device -d 'The device to plan for: auto (this machine\'s best: a CUDA GPU if one is found, Apple Metal, else the CPU), cpu, cuda or metal. A GPU that is not in this machine needs --budget' -r -f -a "auto\t''
+cpu\t''
+cuda\t''
+metal\t''"
+complete -c swift -n "__fish_swift_using_subcommand estimate" -l engine -d 'Whose memory to model: swift (its own trainer, the default on the CPU) or torch (a PyTorch run: transformers + peft, as ms-swift or TRL run it; the default on a GPU, since swift trains on the CPU only today)' -r -f -a "swift\t''
+torch\t''"
 complete -c swift -n "__fish_swift_using_subcommand estimate" -l gpus -d 'Number of GPUs the job is spread over' -r
 complete -c swift -n "__fish_swift_using_subcommand estimate" -l zero -d 'DeepSpeed ZeRO stage for multi-GPU runs' -r
 complete -c swift -n "__fish_swift_using_subcommand estimate" -l effective-batch -d 'Sequences per optimizer step the planner aims for under `--method auto`' -r
-complete -c swift -n "__fish_swift_using_subcommand estimate" -l budget -d 'Memory available to the job: a size (24GiB, 16GB, 80G) or `auto` (the free memory of the best GPU, else available RAM)' -r
+complete -c swift -n "__fish_swift_using_subcommand estimate" -l budget -d 'Memory available to the job: a size (24GiB, 16GB, 80G) or `auto` (the free memory of the --device: a GPU\'s free memory, the CPU\'s available RAM). A size never changes the device' -r
 complete -c swift -n "__fish_swift_using_subcommand estimate" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -14,9 +14,11 @@ use serde_json::json;
 use super::finetune::{parse_spec, TruncationArg, TunerArg};
 use crate::data::{self, DatasetSpec, SftOptions, Truncation};
 use crate::error::Exit;
+use crate::model::config::ModelConfig;
 use crate::model::{LoadOptions, Model};
+use crate::planner::device::Inventory;
 use crate::planner::memory::{Dtype, Job, Method};
-use crate::planner::plan::{self, Request};
+use crate::planner::plan::{self, Plan, Request};
 use crate::printer::Printer;
 use crate::tokenizer::Tokenizer;
 use crate::train::dpo::{self, LossKind, PrefConfig, PrefItem, Preference};
@@ -295,6 +297,39 @@ fn adapter_options(dir: &Path, dropout: f32) -> Result<LoraOptions> {
     })
 }
 
+/// The planner's decision for a DPO run whose pairs are two sequences of up
+/// to `seq_len` tokens each, and the pairs per optimizer step it aims for.
+/// Training runs on the CPU whatever GPUs `inv` lists, so the plan budgets
+/// the CPU's available RAM and models this crate's trainer.
+pub fn plan_run(
+    args: &DpoArgs,
+    cfg: &ModelConfig,
+    seq_len: usize,
+    inv: &Inventory,
+) -> (Plan, usize) {
+    let full = args.tuner == TunerArg::Full;
+    let device = plan::training_device(inv);
+    let mut job = Job::new(if full { Method::Full } else { Method::Lora });
+    job.seq_len = seq_len.max(1);
+    job.lora_rank = args.lora_rank.max(1);
+    job.target_modules = args.target_modules.clone();
+    job.cuda_context = false;
+    let effective = match (args.batch_size, args.gradient_accumulation_steps) {
+        (None, None) => 8,
+        (b, a) => b.unwrap_or(1) * a.unwrap_or(1),
+    };
+    let req = Request {
+        method: Some(if full { Method::Full } else { Method::Lora }),
+        dtype: Some(Dtype::F32),
+        batch_size: args.batch_size.map(|b| b * 2),
+        gradient_checkpointing: Some(false),
+        effective_batch: effective * 2,
+        engine: None,
+        base: job,
+    };
+    (plan::plan(cfg, device, device.free_bytes, &req), effective)
+}
+
 pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
@@ -405,29 +440,14 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
 
     // Plan: a pair is two sequences of the longest length.
     let cfg = model.config().clone();
-    let device = crate::planner::device::detect().primary().clone();
-    let mut job = Job::new(if full { Method::Full } else { Method::Lora });
-    job.seq_len = args.max_length.min(r.length_max.max(1)).max(1);
-    job.lora_rank = args.lora_rank.max(1);
-    job.target_modules = args.target_modules.clone();
-    job.cuda_context = false;
-    let effective = match (args.batch_size, args.gradient_accumulation_steps) {
-        (None, None) => 8,
-        (b, a) => b.unwrap_or(1) * a.unwrap_or(1),
-    };
-    let req = Request {
-        method: Some(if full { Method::Full } else { Method::Lora }),
-        dtype: Some(Dtype::F32),
-        batch_size: args.batch_size.map(|b| b * 2),
-        gradient_checkpointing: Some(false),
-        effective_batch: effective * 2,
-        base: job,
-    };
-    let plan = plan::plan(&cfg, &device, device.free_bytes, &req);
+    let inv = super::inventory()?;
+    let seq_len = args.max_length.min(r.length_max.max(1));
+    let (plan, effective) = plan_run(&args, &cfg, seq_len, &inv);
     printer.info(&format!(
-        "plan: {}: {}",
+        "plan: {}: {}; sequences of up to {seq_len} tokens ({})",
         plan.job.method.name(),
-        plan.reason
+        plan.reason,
+        super::finetune::length_note(seq_len, args.max_length)
     ));
     if !plan.fits {
         printer.warn("warning: the planner's estimate does not fit this machine's free memory");

@@ -16,8 +16,7 @@ use crate::error::Exit;
 use crate::model::config::ModelConfig;
 use crate::planner::device::{self, Device, DeviceKind, Inventory};
 use crate::planner::memory::{
-    estimate, Attention, Backend, Dtype, Estimate, Job, Kind, LossImpl, Method, Optimizer, Quant,
-    GIB,
+    estimate, Attention, Backend, Dtype, Job, Kind, LossImpl, Method, Optimizer, Quant, GIB,
 };
 use crate::planner::plan::{self, Plan, Request, Suggestion};
 use crate::printer::Printer;
@@ -62,6 +61,25 @@ pub enum AttentionArg {
 pub enum LossArg {
     Chunked,
     Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    // This machine's best: a CUDA GPU if one is found, Apple Metal, else the
+    // CPU.
+    Auto,
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    // swift's own trainer (CPU only today).
+    Swift,
+    // A PyTorch run: transformers + peft (as ms-swift, TRL, LLaMA-Factory
+    // run it).
+    Torch,
 }
 
 #[derive(Debug, Args)]
@@ -139,10 +157,25 @@ pub struct EstimateVramArgs {
     #[arg(long, default_value_t = 0.0, alias = "lora_dropout")]
     pub lora_dropout: f64,
 
-    /// Cross-entropy over the vocabulary: chunked (logits kept 16-bit, fp32
-    /// a chunk at a time) or full (transformers' default fp32 upcast)
-    #[arg(long, value_enum, default_value_t = LossArg::Chunked)]
-    pub loss_impl: LossArg,
+    /// Cross-entropy over the vocabulary in a PyTorch run: full
+    /// (transformers' default: the whole fp32 upcast, log-softmax and
+    /// gradient; the default) or chunked (logits kept 16-bit, fp32 a chunk at
+    /// a time, as torchtune / Liger / Unsloth do). swift's trainer fuses the
+    /// head with the loss either way.
+    #[arg(long, value_enum)]
+    pub loss_impl: Option<LossArg>,
+
+    /// The device to plan for: auto (this machine's best: a CUDA GPU if one
+    /// is found, Apple Metal, else the CPU), cpu, cuda or metal. A GPU that
+    /// is not in this machine needs --budget
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub device: DeviceArg,
+
+    /// Whose memory to model: swift (its own trainer, the default on the CPU)
+    /// or torch (a PyTorch run: transformers + peft, as ms-swift or TRL run
+    /// it; the default on a GPU, since swift trains on the CPU only today)
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
 
     /// Number of GPUs the job is spread over
     #[arg(long, default_value_t = 1)]
@@ -157,7 +190,8 @@ pub struct EstimateVramArgs {
     pub effective_batch: usize,
 
     /// Memory available to the job: a size (24GiB, 16GB, 80G) or `auto` (the
-    /// free memory of the best GPU, else available RAM)
+    /// free memory of the --device: a GPU's free memory, the CPU's available
+    /// RAM). A size never changes the device
     #[arg(long, default_value = "auto")]
     pub budget: String,
 
@@ -171,6 +205,14 @@ pub struct EstimateVramArgs {
 pub struct Report {
     pub schema_version: u32,
     pub model: ModelInfo,
+    /// The device planned for: `cpu`, `cuda` or `metal`.
+    pub device: DeviceKind,
+    /// Which one: `cpu`, `cuda:0`, or `cuda` for a GPU that is not in this
+    /// machine (sized by --budget).
+    pub device_id: String,
+    pub device_name: String,
+    /// Whose memory is modelled: `swift` (this crate's trainer) or `torch`.
+    pub engine: &'static str,
     pub method: &'static str,
     pub dtype: &'static str,
     pub quantization: Quant,
@@ -265,36 +307,99 @@ pub fn read_model(path: &Path) -> Result<ModelSource> {
     })
 }
 
-fn resolve_budget(spec: &str, inv: &Inventory) -> Result<(u64, String, Device)> {
-    let primary = inv.primary().clone();
-    if spec.eq_ignore_ascii_case("auto") {
-        let src = match primary.kind {
-            DeviceKind::Cpu => "available RAM".to_string(),
-            DeviceKind::Cuda => format!("free memory of {} ({})", primary.id, primary.name),
-            DeviceKind::Metal => "Metal recommended working set".to_string(),
-        };
-        return Ok((primary.free_bytes, src, primary));
-    }
-    let bytes = device::parse_size(spec).ok_or_else(|| {
-        Exit::Usage(format!(
-            "invalid value '{spec}' for '--budget <BUDGET>': expected a size such as 24GiB, 16GB, 80G, or `auto`"
-        ))
-    })?;
-    // An explicit budget describes a GPU of that size (a CPU only when this
-    // machine has no GPU and the user means its RAM: the same arithmetic).
-    let dev = if primary.kind == DeviceKind::Cpu {
-        Device {
-            kind: DeviceKind::Cuda,
-            id: "a GPU of that budget".into(),
-            name: "a GPU of the given budget".into(),
-            total_bytes: bytes,
-            free_bytes: bytes,
-            compute_capability: Some((8, 0)),
-        }
+/// The device to plan for and the budget, as `--device` and `--budget` say:
+/// an explicit budget sizes the chosen device and never changes it; a GPU
+/// this machine does not have can only be planned for with an explicit
+/// budget.
+fn resolve_device(which: DeviceArg, spec: &str, inv: &Inventory) -> Result<(Device, u64, String)> {
+    let explicit = if spec.eq_ignore_ascii_case("auto") {
+        None
     } else {
-        primary
+        Some(device::parse_size(spec).ok_or_else(|| {
+            Exit::Usage(format!(
+                "invalid value '{spec}' for '--budget <BUDGET>': expected a size such as 24GiB, 16GB, 80G, or `auto`"
+            ))
+        })?)
     };
-    Ok((bytes, "--budget".to_string(), dev))
+    let kind = match which {
+        DeviceArg::Auto => inv.primary().kind,
+        DeviceArg::Cpu => DeviceKind::Cpu,
+        DeviceArg::Cuda => DeviceKind::Cuda,
+        DeviceArg::Metal => DeviceKind::Metal,
+    };
+    let found = inv.best_of(kind).cloned();
+    let dev = match (found, explicit) {
+        (Some(d), _) => d,
+        (None, Some(bytes)) => {
+            let (name, id) = match kind {
+                DeviceKind::Cuda => (
+                    "a CUDA GPU sized by --budget, none in this machine; bf16 assumed",
+                    "cuda",
+                ),
+                _ => (
+                    "Apple Metal sized by --budget, none in this machine",
+                    "metal",
+                ),
+            };
+            Device {
+                kind,
+                id: id.into(),
+                name: name.into(),
+                total_bytes: bytes,
+                free_bytes: bytes,
+                compute_capability: (kind == DeviceKind::Cuda).then_some((8, 0)),
+            }
+        }
+        (None, None) => {
+            let what = if kind == DeviceKind::Cuda {
+                "CUDA GPU (through nvidia-smi)"
+            } else {
+                "Apple Metal device"
+            };
+            return Err(Exit::Usage(format!(
+                "--device {}: this machine has no {what}, so its free memory is unknown: give the GPU's memory with --budget (e.g. --budget 24GiB)",
+                id_of(kind)
+            ))
+            .into());
+        }
+    };
+    let (bytes, src) = match explicit {
+        Some(b) => (b, "--budget".to_string()),
+        None => (
+            dev.free_bytes,
+            match dev.kind {
+                DeviceKind::Cpu => "available RAM".to_string(),
+                DeviceKind::Cuda => format!("free memory of {} ({})", dev.id, dev.name),
+                DeviceKind::Metal => "Metal recommended working set".to_string(),
+            },
+        ),
+    };
+    Ok((dev, bytes, src))
+}
+
+fn id_of(kind: DeviceKind) -> &'static str {
+    match kind {
+        DeviceKind::Cpu => "cpu",
+        DeviceKind::Cuda => "cuda",
+        DeviceKind::Metal => "metal",
+    }
+}
+
+/// The engine whose memory is modelled: `--engine`, else swift's trainer on
+/// the CPU and a PyTorch run on a GPU. swift does not train on GPUs yet, so
+/// `--engine swift` on a GPU is refused rather than guessed.
+fn resolve_engine(arg: Option<EngineArg>, dev: &Device) -> Result<Backend> {
+    match (arg, dev.kind) {
+        (None, _) => Ok(plan::backend_for(dev)),
+        (Some(EngineArg::Torch), _) => Ok(Backend::Torch),
+        (Some(EngineArg::Swift), DeviceKind::Cpu) => Ok(Backend::Candle),
+        (Some(EngineArg::Swift), k) => Err(Exit::Usage(format!(
+            "--engine swift --device {}: swift trains on the CPU only today, so there is no swift {} run to model; use --engine torch for a PyTorch run (transformers + peft) on that GPU, or --device cpu",
+            id_of(k),
+            id_of(k)
+        ))
+        .into()),
+    }
 }
 
 fn method_of(m: MethodArg) -> Option<Method> {
@@ -314,7 +419,8 @@ fn method_of(m: MethodArg) -> Option<Method> {
 pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result<Report> {
     let src = read_model(model)?;
     let cfg = &src.config;
-    let (budget, budget_source, device) = resolve_budget(&args.budget, inv)?;
+    let (device, budget, budget_source) = resolve_device(args.device, &args.budget, inv)?;
+    let engine = resolve_engine(args.engine, &device)?;
     let method = method_of(args.method);
     if args.gpus == 0 {
         return Err(Exit::Usage("--gpus must be at least 1".into()).into());
@@ -336,8 +442,8 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
     };
     base.lora_dropout = args.lora_dropout > 0.0;
     base.loss = match args.loss_impl {
-        LossArg::Chunked => LossImpl::Chunked,
-        LossArg::Full => LossImpl::Full,
+        Some(LossArg::Chunked) => LossImpl::Chunked,
+        Some(LossArg::Full) | None => LossImpl::Full,
     };
     base.gpus = args.gpus;
     base.zero = args.zero;
@@ -370,8 +476,8 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
         job.dtype = dtype.unwrap_or_else(|| plan::default_dtype(&device));
         job.batch_size = args.batch_size.unwrap_or(1).max(1);
         job.gradient_checkpointing = args.gradient_checkpointing.unwrap_or(true);
-        job.cuda_context = device.kind == DeviceKind::Cuda;
-        job.backend = plan::backend_for(&device);
+        job.cuda_context = device.kind == DeviceKind::Cuda && engine == Backend::Torch;
+        job.backend = engine;
         if job.backend == Backend::Candle {
             if let Quant::Nf4 { .. } = job.quant {
                 // Our own trainer's NF4: an f32 scale per block.
@@ -400,6 +506,7 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
             batch_size: args.batch_size,
             gradient_checkpointing: args.gradient_checkpointing,
             effective_batch: args.effective_batch,
+            engine: Some(engine),
             base,
         };
         let p = plan::plan(cfg, &device, budget, &req);
@@ -414,8 +521,8 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
     Ok(make_report(
         model,
         cfg,
+        &device,
         &plan,
-        &plan.estimate,
         budget_source,
         reason,
         suggestion,
@@ -425,13 +532,14 @@ pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result
 fn make_report(
     model: &Path,
     cfg: &ModelConfig,
+    device: &Device,
     plan: &Plan,
-    est: &Estimate,
     budget_source: String,
     reason: Option<String>,
     suggestion: Option<Suggestion>,
 ) -> Report {
     let job = &plan.job;
+    let est = &plan.estimate;
     let is_lora = matches!(job.method, Method::Lora | Method::Qlora | Method::DpoLora);
     Report {
         schema_version: 1,
@@ -443,6 +551,10 @@ fn make_report(
             hidden_size: cfg.hidden_size,
             vocab_size: cfg.vocab_size,
         },
+        device: device.kind,
+        device_id: device.id.clone(),
+        device_name: device.name.clone(),
+        engine: job.backend.name(),
         method: job.method.name(),
         dtype: job.dtype.name(),
         quantization: job.quant,
@@ -540,6 +652,15 @@ pub fn render_table(r: &Report) -> String {
         )
     };
     out.push_str(&format!(
+        "device  {} ({}): {}\n",
+        r.device_id,
+        r.device_name,
+        match r.engine {
+            "swift" => "swift's own trainer",
+            _ => "a PyTorch run (transformers + peft)",
+        }
+    ));
+    out.push_str(&format!(
         "job     {} {}{}, {}\n",
         r.method, r.dtype, quant, shape
     ));
@@ -635,7 +756,7 @@ fn render_devices(inv: &Inventory) -> String {
 }
 
 pub fn run(args: EstimateVramArgs, printer: &Printer) -> Result<()> {
-    let inv = device::detect();
+    let inv = super::inventory()?;
     let Some(model) = args.model.clone() else {
         if args.json {
             printer.data(&serde_json::to_string_pretty(&inv)?);

@@ -16,6 +16,7 @@ use crate::error::Exit;
 use crate::model::config::ModelConfig;
 use crate::model::gguf::GgmlType;
 use crate::model::{LoadOptions, Model};
+use crate::planner::device::Inventory;
 use crate::planner::memory::{Dtype, Job, Method, Quant};
 use crate::planner::plan::{self, Plan, Request};
 use crate::printer::Printer;
@@ -388,10 +389,17 @@ fn human(n: usize) -> String {
 /// The planner's decision for this run (method, batch, accumulation) on a
 /// model with config `cfg` at `path`, for samples of up to `seq_len` tokens:
 /// what training follows, and what the pipeline's estimate stage checks.
-pub fn plan_run(args: &FinetuneArgs, cfg: &ModelConfig, path: &Path, seq_len: usize) -> Plan {
+/// Training runs on the CPU whatever GPUs `inv` lists, so the plan budgets
+/// the CPU's available RAM and models this crate's trainer.
+pub fn plan_run(
+    args: &FinetuneArgs,
+    cfg: &ModelConfig,
+    path: &Path,
+    seq_len: usize,
+    inv: &Inventory,
+) -> Plan {
     let is_gguf = path.is_file();
-    let inv = crate::planner::device::detect();
-    let device = inv.primary().clone();
+    let device = plan::training_device(inv);
     let budget = device.free_bytes;
     let mut base = Job::new(Method::Lora);
     base.seq_len = seq_len.max(1);
@@ -431,9 +439,20 @@ pub fn plan_run(args: &FinetuneArgs, cfg: &ModelConfig, path: &Path, seq_len: us
         batch_size: args.batch_size,
         gradient_checkpointing: Some(false),
         effective_batch: effective,
+        engine: None,
         base,
     };
-    plan::plan(cfg, &device, budget, &req)
+    plan::plan(cfg, device, budget, &req)
+}
+
+/// Why a plan is for `seq_len` tokens: the data's longest sample when it is
+/// shorter than --max-length, else --max-length.
+pub fn length_note(seq_len: usize, max_length: usize) -> String {
+    if seq_len < max_length {
+        format!("the data's longest; --max-length {max_length} is the upper bound")
+    } else {
+        format!("--max-length {max_length}")
+    }
 }
 
 pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
@@ -570,7 +589,8 @@ pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
     } else {
         r.length_max.max(1)
     };
-    let plan = plan_run(args, &cfg, path, seq_len);
+    let inv = super::inventory()?;
+    let plan = plan_run(args, &cfg, path, seq_len, &inv);
     let full = plan.job.method == Method::Full;
     let mut method_note = plan.job.method.name().to_string();
     let mut quantize: Option<GgmlType> = None;
@@ -595,7 +615,11 @@ pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
     } else if plan.job.method == Method::Lora && is_gguf {
         method_note = "lora on the GGUF's quantized weights (QLoRA)".into();
     }
-    printer.info(&format!("plan: {method_note}: {}", plan.reason));
+    printer.info(&format!(
+        "plan: {method_note}: {}; sequences of up to {seq_len} tokens ({})",
+        plan.reason,
+        length_note(seq_len, args.max_length)
+    ));
     if !plan.fits {
         printer.warn("warning: the planner's estimate does not fit this machine's free memory");
     }

@@ -268,7 +268,10 @@ pub fn run(mut args: FinetuneArgs, printer: &Printer) -> Result<()> {
 }
 
 /// Does the job fit? The planner on the model's config (fetched alone for a
-/// hub id) at --max-length: exit 3 when even its smallest plan does not.
+/// hub id) at --max-length, for the device training runs on: exit 3 when
+/// even its smallest plan does not. The data is not read yet, so this is an
+/// upper bound: the finetune stage plans again for the data's longest sample
+/// and says so.
 fn estimate(args: &FinetuneArgs, state: &mut State, tag: &str, printer: &Printer) -> Result<()> {
     if let Some(v) = &state.estimate {
         printer.info(&format!("{tag}: done before ({v}), skipped"));
@@ -276,20 +279,24 @@ fn estimate(args: &FinetuneArgs, state: &mut State, tag: &str, printer: &Printer
     }
     let local = super::resolve_model_arg(Path::new(&args.model), &["config.json"])?;
     let src = super::estimate_vram::read_model(&local)?;
-    let plan = finetune::plan_run(args, &src.config, &local, args.max_length);
+    let inv = super::inventory()?;
+    let plan = finetune::plan_run(args, &src.config, &local, args.max_length, &inv);
     let verdict = format!(
-        "{} at {} tokens needs {} of {} free",
+        "{} at --max-length {} needs {} of {} free on {}",
         plan.job.method.name(),
         args.max_length,
         gib(plan.estimate.total_bytes),
-        gib(plan.budget_bytes)
+        gib(plan.budget_bytes),
+        crate::planner::plan::training_device(&inv).id
     );
     if !plan.fits {
         return Err(anyhow!(Exit::DoesNotFit).context(format!(
             "{verdict}: lower --max-length or --batch-size, or try --method qlora (`swift estimate-vram` shows the parts)"
         )));
     }
-    printer.info(&format!("{tag}: {verdict}: fits"));
+    printer.info(&format!(
+        "{tag}: {verdict}: fits (an upper bound: once the data is read, training plans for its longest sample)"
+    ));
     state.estimate = Some(verdict);
     Ok(())
 }

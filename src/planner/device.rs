@@ -46,22 +46,53 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// The device a job would run on: the GPU with the most free memory,
-    /// else the CPU.
+    /// This machine's best device: the GPU with the most free memory (CUDA,
+    /// else Apple Metal), else the CPU.
     pub fn primary(&self) -> &Device {
         self.gpus
             .iter()
             .max_by_key(|d| d.free_bytes)
             .unwrap_or(&self.cpu)
     }
+
+    /// The device of `kind` with the most free memory, if the machine has one.
+    pub fn best_of(&self, kind: DeviceKind) -> Option<&Device> {
+        if kind == DeviceKind::Cpu {
+            return Some(&self.cpu);
+        }
+        self.gpus
+            .iter()
+            .filter(|d| d.kind == kind)
+            .max_by_key(|d| d.free_bytes)
+    }
+}
+
+/// Where the GPU list of an inventory comes from. The command layer decides
+/// (it reads the environment once); this module never reads it.
+#[derive(Debug, Clone)]
+pub enum GpuSource {
+    /// Ask the machine (`nvidia-smi`, Apple Metal).
+    Probe,
+    /// Report none (`SWIFT_NO_GPU`).
+    None,
+    /// Report these instead of probing (tests, or planning for a described
+    /// machine): `nvidia-smi` CSV lines, see [`parse_nvidia_smi`].
+    Given(Vec<Device>),
 }
 
 /// Look at the machine. Never fails: a missing `nvidia-smi` means no CUDA.
-pub fn detect() -> Inventory {
-    let mut gpus = detect_cuda();
-    if gpus.is_empty() {
-        gpus.extend(detect_metal());
-    }
+pub fn detect(gpus: GpuSource) -> Inventory {
+    let gpus = match gpus {
+        GpuSource::Probe => {
+            let mut g = detect_cuda();
+            if g.is_empty() {
+                g.extend(detect_metal());
+            }
+            g
+        }
+        GpuSource::None => Vec::new(),
+        GpuSource::Given(g) => g,
+    };
     Inventory {
         cpu: detect_cpu(),
         gpus,
@@ -107,9 +138,9 @@ fn cpu_name() -> Option<String> {
 }
 
 /// Parse `nvidia-smi --query-gpu=index,name,memory.total,memory.free,compute_cap
-/// --format=csv,noheader,nounits` output (MiB).
+/// --format=csv,noheader,nounits` output (MiB); `;` separates lines too.
 pub fn parse_nvidia_smi(text: &str) -> Vec<Device> {
-    text.lines()
+    text.split(['\n', ';'])
         .filter_map(|line| {
             let f: Vec<&str> = line.split(',').map(str::trim).collect();
             if f.len() < 4 {
@@ -135,9 +166,6 @@ pub fn parse_nvidia_smi(text: &str) -> Vec<Device> {
 }
 
 fn detect_cuda() -> Vec<Device> {
-    if std::env::var_os("SWIFT_NO_GPU").is_some() {
-        return Vec::new();
-    }
     let out = Command::new("nvidia-smi")
         .args([
             "--query-gpu=index,name,memory.total,memory.free,compute_cap",
@@ -152,7 +180,7 @@ fn detect_cuda() -> Vec<Device> {
 
 #[cfg(target_os = "macos")]
 fn detect_metal() -> Option<Device> {
-    if std::env::var_os("SWIFT_NO_GPU").is_some() || !cfg!(target_arch = "aarch64") {
+    if !cfg!(target_arch = "aarch64") {
         return None;
     }
     let out = Command::new("sysctl")

@@ -160,8 +160,9 @@ pub enum LossImpl {
     /// gradient exist for one chunk of tokens at a time (torchtune's
     /// chunked cross-entropy, and our trainer).
     Chunked,
-    /// transformers' default: the whole fp32 upcast, the saved log-softmax
-    /// and its fp32 gradient at once.
+    /// transformers' default (`ForCausalLMLoss`: `logits.float()` then
+    /// `cross_entropy`): the whole fp32 upcast, the saved log-softmax and
+    /// its fp32 gradients at once. See [`FULL_LOSS_BYTES_PER_LOGIT`].
     Full,
 }
 
@@ -175,6 +176,16 @@ pub enum Backend {
     /// recomputation, the output head fused with the loss, a process
     /// baseline instead of a CUDA context. See [`candle_training`].
     Candle,
+}
+
+impl Backend {
+    /// The engine's name in `--engine` and the `--json` report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Torch => "torch",
+            Backend::Candle => "swift",
+        }
+    }
 }
 
 /// Everything the estimate depends on.
@@ -326,6 +337,18 @@ pub fn human_count(n: f64) -> String {
 
 /// Tokens per chunk of the chunked cross-entropy.
 pub const CHUNK_TOKENS: f64 = 512.0;
+
+/// Bytes per logit (token x vocab entry) at the peak of transformers' full
+/// cross-entropy, besides the 16-bit logits themselves: in backward, the
+/// saved fp32 log-softmax, the fp32 gradient `nll_loss` hands it and the
+/// fp32 gradient log-softmax returns are alive together (12 B); in forward
+/// the fp32 upcast and the log-softmax (8 B). The 16-bit logits' block,
+/// freed after forward, stays with PyTorch's caching allocator (too small to
+/// hold the 4-byte tensors that follow), so the reserved peak is this plus
+/// the activation dtype's 2 B: 14 B per logit for bf16. Checked against
+/// Unsloth's published HF + FA2 context lengths for Llama-3.1-8B QLoRA
+/// (`tests/cli_estimate_vram.rs`).
+pub const FULL_LOSS_BYTES_PER_LOGIT: f64 = 12.0;
 
 /// Bytes of the CUDA context and cuBLAS workspaces, outside the allocator.
 pub const CUDA_CONTEXT_BYTES: f64 = 0.5 * GIB;
@@ -692,12 +715,25 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
                 } => "4-bit NF4 + fp32 block scales",
                 _ => "8-bit + per-row scales",
             };
+            // peft's prepare_model_for_kbit_training (run by TRL, ms-swift
+            // and the QLoRA scripts before training) casts every
+            // parameter bitsandbytes did not quantize to fp32.
+            let other = if job.method.is_training() {
+                Dtype::F32
+            } else {
+                job.dtype
+            };
             (
-                linear_params * bpw + row_scales + other_params * w,
+                linear_params * bpw + row_scales + other_params * other.bytes(),
                 format!(
-                    "{:.2}B linear params {label}; embeddings, lm_head, norms {}",
+                    "{:.2}B linear params {label}; embeddings, lm_head, norms {}{}",
                     linear_params / 1e9,
-                    job.dtype.name()
+                    other.name(),
+                    if job.method.is_training() {
+                        " (peft's k-bit prep)"
+                    } else {
+                        ""
+                    }
                 ),
             )
         }
@@ -788,19 +824,31 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
         let tokens = seqs * job.seq_len as f64;
         let per_layer = layer_activation_bytes_per_token(cfg, job, job.seq_len) * tokens;
         let h = cfg.hidden_size as f64;
-        let (acts, detail) = if job.gradient_checkpointing {
-            // Each layer's input is kept; one layer at a time is recomputed
-            // and back-propagated.
+        // The residual stream is fp32 once prepare_model_for_kbit_training
+        // has cast the embeddings to fp32 (QLoRA): so are the layer inputs
+        // checkpointing keeps.
+        let residual = if matches!(job.quant, Quant::Nf4 { .. } | Quant::Int8) {
+            4.0
+        } else {
+            a
+        };
+        // Saved for the backward while the loss runs (all of it), and the
+        // working set of the one layer being back-propagated (recomputed
+        // first under checkpointing), alive after the loss's buffers are
+        // freed.
+        let (kept, working, detail) = if job.gradient_checkpointing {
             (
-                layers * tokens * h * a + per_layer,
+                layers * tokens * h * residual,
+                per_layer,
                 format!(
-                    "checkpointing: {} layer inputs + 1 layer recomputed, {} tokens",
+                    "checkpointing: {} layer inputs x {residual} B + 1 layer recomputed, {} tokens",
                     cfg.num_hidden_layers, tokens
                 ),
             )
         } else {
             (
-                layers * per_layer + per_layer,
+                layers * per_layer,
+                per_layer,
                 format!(
                     "{} layers x {:.0} KiB/token, {} tokens{}",
                     cfg.num_hidden_layers,
@@ -814,13 +862,7 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
                 ),
             )
         };
-        comps.push(Component {
-            name: "activations",
-            bytes: acts as u64,
-            kind: Kind::Transient,
-            detail,
-        });
-        let (logits, detail) = match job.loss {
+        let (logits, detail_logits) = match job.loss {
             // Logits in the activation dtype, plus the fp32 upcast,
             // log-softmax and gradient of one chunk of CHUNK_TOKENS tokens.
             LossImpl::Chunked => {
@@ -833,24 +875,32 @@ pub fn estimate(cfg: &ModelConfig, job: &Job) -> Estimate {
                     ),
                 )
             }
-            // Logits in the activation dtype, their fp32 upcast kept by
-            // log-softmax, and the fp32 gradient in backward.
-            LossImpl::Full => (
-                tokens * v * (a + 4.0 + 4.0),
-                format!(
-                    "{tokens} tokens x {} vocab x {} B (unchunked)",
-                    cfg.vocab_size,
-                    a + 8.0
-                ),
-            ),
+            // transformers' default: see FULL_LOSS_BYTES_PER_LOGIT (an fp32
+            // model has no separate 16-bit copy).
+            LossImpl::Full => {
+                let per = FULL_LOSS_BYTES_PER_LOGIT + if a < 4.0 { a } else { 0.0 };
+                (
+                    tokens * v * per,
+                    format!(
+                        "{tokens} tokens x {} vocab x {per} B, fp32 loss unchunked",
+                        cfg.vocab_size
+                    ),
+                )
+            }
         };
+        comps.push(Component {
+            name: "activations",
+            bytes: (kept + working) as u64,
+            kind: Kind::Transient,
+            detail,
+        });
         comps.push(Component {
             name: "logits + loss",
             bytes: logits as u64,
             kind: Kind::Transient,
-            detail,
+            detail: format!("{detail_logits}; not alive with the layer backward"),
         });
-        transient = acts + logits;
+        transient = kept + working.max(logits);
         if step_temp > 0.0 {
             comps.push(Component {
                 name: "optimizer step",
@@ -989,9 +1039,15 @@ mod tests {
         let c = tiny();
         let job = Job::new(Method::Qlora);
         let e = estimate(&c, &job);
-        // 1152 linear params x (0.5 + 1/64 + 4/16384) + 120 others x 2 B.
-        let expect = 1152.0 * (0.5 + 1.0 / 64.0 + 4.0 / 16384.0) + 120.0 * 2.0;
+        // 1152 linear params x (0.5 + 1/64 + 4/16384) + 120 others x 4 B
+        // (prepare_model_for_kbit_training casts them to fp32 for training).
+        let expect = 1152.0 * (0.5 + 1.0 / 64.0 + 4.0 / 16384.0) + 120.0 * 4.0;
         assert_eq!(bytes(&e, "weights"), expect as u64);
+        // Inference keeps them in the model's dtype.
+        let mut infer = job.clone();
+        infer.method = Method::Infer;
+        let expect = 1152.0 * (0.5 + 1.0 / 64.0 + 4.0 / 16384.0) + 120.0 * 2.0;
+        assert_eq!(bytes(&estimate(&c, &infer), "weights"), expect as u64);
     }
 
     #[test]
@@ -1016,10 +1072,17 @@ mod tests {
         job.seq_len = 5;
         job.loss = LossImpl::Full;
         let e = estimate(&c, &job);
-        assert_eq!(bytes(&e, "logits + loss"), 2 * 5 * 10 * 10);
+        // bf16 logits' cached block 2 B + fp32 log-softmax and two fp32
+        // gradients 12 B per logit.
+        assert_eq!(bytes(&e, "logits + loss"), 2 * 5 * 10 * 14);
         job.method = Method::DpoLora;
         let d = estimate(&c, &job);
-        assert_eq!(bytes(&d, "logits + loss"), 2 * 2 * 5 * 10 * 10);
+        assert_eq!(bytes(&d, "logits + loss"), 2 * 2 * 5 * 10 * 14);
+        // An fp32 model has no separate 16-bit copy.
+        job.dtype = Dtype::F32;
+        let f = estimate(&c, &job);
+        assert_eq!(bytes(&f, "logits + loss"), 2 * 2 * 5 * 10 * 12);
+        job.dtype = Dtype::Bf16;
         // Chunked: all logits in bf16 plus one chunk (here all 20 tokens) of
         // fp32 upcast + log-softmax + gradient.
         job.loss = LossImpl::Chunked;

@@ -5,17 +5,20 @@
 
 use serde::Serialize;
 
-use super::device::{Device, DeviceKind};
+use super::device::{Device, DeviceKind, Inventory};
 use super::memory::{estimate, Backend, Dtype, Estimate, Job, Method, Optimizer, Quant, GIB};
 use crate::model::config::ModelConfig;
 
-/// The rule users know: 24 GiB or more trains LoRA, less trains QLoRA.
-pub const LORA_THRESHOLD_BYTES: u64 = 24 * 1024 * 1024 * 1024;
+/// The share of the budget a plan leaves free when it chooses the method and
+/// the batch: the estimate is a model, and other work shares the device (on
+/// the CPU, available RAM moves while the job runs).
+pub const HEADROOM: f64 = 0.10;
 
 /// What the user left for the planner to decide.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// `None` = `--method auto`.
+    /// `None` = `--method auto`: LoRA when it fits with headroom, else
+    /// QLoRA.
     pub method: Option<Method>,
     /// `None` = decide from the device.
     pub dtype: Option<Dtype>,
@@ -25,6 +28,9 @@ pub struct Request {
     pub gradient_checkpointing: Option<bool>,
     /// Sequences per optimizer step the run aims for.
     pub effective_batch: usize,
+    /// The trainer whose memory is modelled; `None` = [`backend_for`] the
+    /// device.
+    pub engine: Option<Backend>,
     /// Everything else (seq len, rank, targets, optimizer, gpus, zero).
     pub base: Job,
 }
@@ -40,8 +46,16 @@ pub struct Plan {
     pub reason: String,
 }
 
-/// The trainer that runs on `device`: this crate's own (candle) on the CPU,
-/// PyTorch's memory model on GPUs.
+/// The device a training job of this crate runs on: the CPU. swift trains on
+/// the CPU only today, whatever GPUs the machine has, so its plans budget
+/// against available RAM and model its own trainer (`finetune`, `dpo`).
+pub fn training_device(inv: &Inventory) -> &Device {
+    &inv.cpu
+}
+
+/// The trainer whose memory is modelled by default on `device`: this crate's
+/// own (candle) on the CPU; on a GPU, a PyTorch run (transformers + peft, as
+/// ms-swift or TRL run it), until swift trains on GPUs itself.
 pub fn backend_for(device: &Device) -> Backend {
     match device.kind {
         DeviceKind::Cpu => Backend::Candle,
@@ -62,7 +76,9 @@ fn with_method(mut job: Job, method: Method) -> Job {
     job.method = method;
     job.quant = match method {
         Method::Qlora => match job.quant {
-            Quant::None => Quant::Nf4 { double_quant: true },
+            Quant::None => Quant::Nf4 {
+                double_quant: job.backend != Backend::Candle,
+            },
             q => q,
         },
         _ => match job.quant {
@@ -70,57 +86,6 @@ fn with_method(mut job: Job, method: Method) -> Job {
             _ => Quant::None,
         },
     };
-    job
-}
-
-fn fits(cfg: &ModelConfig, job: &Job, budget: u64) -> (bool, Estimate) {
-    let e = estimate(cfg, job);
-    (e.total_bytes <= budget, e)
-}
-
-/// Decide everything `req` leaves open for `device` under `budget` bytes.
-pub fn plan(cfg: &ModelConfig, device: &Device, budget: u64, req: &Request) -> Plan {
-    let mut reasons: Vec<String> = Vec::new();
-    let mut job = req.base.clone();
-    job.cuda_context = device.kind == DeviceKind::Cuda;
-    job.backend = backend_for(device);
-    job.dtype = match req.dtype {
-        Some(d) => d,
-        None => {
-            let d = default_dtype(device);
-            reasons.push(format!("{} on {}", d.name(), device.id));
-            d
-        }
-    };
-
-    // Method.
-    let method = match req.method {
-        Some(m) => m,
-        None if matches!(job.quant, Quant::Gguf { .. }) => {
-            reasons.push("QLoRA on the GGUF's own quantized weights".into());
-            Method::Qlora
-        }
-        None if budget >= LORA_THRESHOLD_BYTES => {
-            let mut probe = with_method(job.clone(), Method::Lora);
-            probe.batch_size = 1;
-            probe.gradient_checkpointing = true;
-            if fits(cfg, &probe, budget).0 {
-                reasons.push(format!("LoRA: {:.0} GiB >= 24 GiB", budget as f64 / GIB));
-                Method::Lora
-            } else {
-                reasons.push("QLoRA 4-bit: LoRA does not fit even at batch 1".into());
-                Method::Qlora
-            }
-        }
-        None => {
-            reasons.push(format!(
-                "QLoRA 4-bit: {:.1} GiB < 24 GiB",
-                budget as f64 / GIB
-            ));
-            Method::Qlora
-        }
-    };
-    job = with_method(job, method);
     // Our own trainer's NF4 keeps an f32 scale per block (no double
     // quantization).
     if job.backend == Backend::Candle {
@@ -130,56 +95,169 @@ pub fn plan(cfg: &ModelConfig, device: &Device, budget: u64, req: &Request) -> P
             };
         }
     }
+    job
+}
+
+fn fits(cfg: &ModelConfig, job: &Job, budget: u64) -> (bool, Estimate) {
+    let e = estimate(cfg, job);
+    (e.total_bytes <= budget, e)
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / GIB
+}
+
+/// The batch sizes and checkpointing settings a search tries, best first.
+struct Shapes {
+    batches: Vec<usize>,
+    ckpt: Vec<bool>,
+}
+
+impl Shapes {
+    fn new(req: &Request, device: &Device, method: Method) -> Shapes {
+        let cap = match device.kind {
+            // Unified memory is shared with the system: keep batches modest.
+            DeviceKind::Metal => 4,
+            _ => usize::MAX,
+        };
+        let max_batch = req
+            .batch_size
+            .unwrap_or(req.effective_batch.max(1).min(cap));
+        let ckpt = match req.gradient_checkpointing {
+            Some(c) => vec![c],
+            None if method.is_training() => vec![false, true],
+            None => vec![false],
+        };
+        let batches = if req.batch_size.is_some() {
+            vec![max_batch.max(1)]
+        } else {
+            let mut b = max_batch.max(1);
+            let mut v = Vec::new();
+            loop {
+                v.push(b);
+                if b == 1 {
+                    break;
+                }
+                b /= 2;
+            }
+            v
+        };
+        Shapes { batches, ckpt }
+    }
+
+    /// The largest batch (trying without checkpointing first) whose estimate
+    /// is at most `limit`.
+    fn search(&self, cfg: &ModelConfig, job: &Job, limit: u64) -> Option<(Job, Estimate)> {
+        for &b in &self.batches {
+            for &ckpt in &self.ckpt {
+                let mut j = job.clone();
+                j.batch_size = b;
+                j.gradient_checkpointing = ckpt;
+                let (ok, e) = fits(cfg, &j, limit);
+                if ok {
+                    return Some((j, e));
+                }
+            }
+        }
+        None
+    }
+
+    /// The smallest shape: what the job needs at the least.
+    fn smallest(&self, cfg: &ModelConfig, job: &Job) -> (Job, Estimate) {
+        let mut j = job.clone();
+        j.batch_size = *self.batches.last().unwrap_or(&1);
+        j.gradient_checkpointing = *self.ckpt.last().unwrap_or(&true);
+        let e = estimate(cfg, &j);
+        (j, e)
+    }
+}
+
+/// Decide everything `req` leaves open for `device` under `budget` bytes.
+///
+/// Under `--method auto` the choice is by fit: LoRA when LoRA, at the
+/// largest batch that fits, stays within the budget less [`HEADROOM`];
+/// QLoRA when only QLoRA does (a GGUF trains on its own quantized blocks).
+/// The old rule of thumb (24 GiB or more: LoRA; less: QLoRA) is what this
+/// gives for 7B models on GPUs, not a rule of its own.
+pub fn plan(cfg: &ModelConfig, device: &Device, budget: u64, req: &Request) -> Plan {
+    let mut reasons: Vec<String> = Vec::new();
+    let mut job = req.base.clone();
+    job.backend = req.engine.unwrap_or_else(|| backend_for(device));
+    job.cuda_context = device.kind == DeviceKind::Cuda && job.backend == Backend::Torch;
+    job.dtype = req.dtype.unwrap_or_else(|| default_dtype(device));
+    reasons.push(format!(
+        "{} on {}{}",
+        job.dtype.name(),
+        device.id,
+        match job.backend {
+            Backend::Candle => " (swift's trainer)",
+            Backend::Torch => " (a PyTorch run)",
+        }
+    ));
+    let usable = ((budget as f64) * (1.0 - HEADROOM)) as u64;
+    let headroom_note = format!(
+        "{:.1} GiB less {:.0}% headroom",
+        gib(budget),
+        HEADROOM * 100.0
+    );
+
+    // Method.
+    let mut stated_total = false;
+    let method = match req.method {
+        Some(m) => m,
+        None if matches!(job.quant, Quant::Gguf { .. }) => {
+            reasons.insert(0, "QLoRA on the GGUF's own quantized weights".into());
+            Method::Qlora
+        }
+        None => {
+            let lora = with_method(job.clone(), Method::Lora);
+            let shapes = Shapes::new(req, device, Method::Lora);
+            if let Some((_, e)) = shapes.search(cfg, &lora, usable) {
+                stated_total = true;
+                reasons.insert(
+                    0,
+                    format!(
+                        "LoRA {} needs {:.1} GiB of {:.1} GiB (fits with headroom)",
+                        job.dtype.name(),
+                        e.total_gib(),
+                        gib(budget)
+                    ),
+                );
+                Method::Lora
+            } else {
+                let (_, least) = shapes.smallest(cfg, &lora);
+                let q = with_method(job.clone(), Method::Qlora);
+                let (_, q_least) = shapes.smallest(cfg, &q);
+                reasons.insert(
+                    0,
+                    format!(
+                        "LoRA needs {:.1} GiB at least > {headroom_note}, QLoRA 4-bit {:.1} GiB{}",
+                        least.total_gib(),
+                        q_least.total_gib(),
+                        if q_least.total_bytes <= budget {
+                            " fits"
+                        } else {
+                            " (the smallest)"
+                        }
+                    ),
+                );
+                Method::Qlora
+            }
+        }
+    };
+    job = with_method(job, method);
 
     // Batch and checkpointing: the largest batch (up to the effective batch)
-    // that fits, trying without checkpointing first when it is left open.
-    let cap = match device.kind {
-        // Unified memory is shared with the system: keep batches modest.
-        DeviceKind::Metal => 4,
-        _ => usize::MAX,
-    };
-    let max_batch = req
-        .batch_size
-        .unwrap_or(req.effective_batch.max(1).min(cap));
-    let ckpt_options: Vec<bool> = match req.gradient_checkpointing {
-        Some(c) => vec![c],
-        None if method.is_training() => vec![false, true],
-        None => vec![false],
-    };
-    let batches: Vec<usize> = if req.batch_size.is_some() {
-        vec![max_batch]
-    } else {
-        let mut b = max_batch.max(1);
-        let mut v = Vec::new();
-        loop {
-            v.push(b);
-            if b == 1 {
-                break;
-            }
-            b /= 2;
-        }
-        v
-    };
-    let mut chosen: Option<(Job, Estimate)> = None;
-    'outer: for &b in &batches {
-        for &ckpt in &ckpt_options {
-            let mut j = job.clone();
-            j.batch_size = b;
-            j.gradient_checkpointing = ckpt;
-            let (ok, e) = fits(cfg, &j, budget);
-            if ok {
-                chosen = Some((j, e));
-                break 'outer;
-            }
-        }
-    }
+    // that fits with headroom (else without), trying without checkpointing
+    // first when it is left open.
+    let shapes = Shapes::new(req, device, method);
+    let chosen = shapes
+        .search(cfg, &job, usable)
+        .or_else(|| shapes.search(cfg, &job, budget));
     let (job, est, ok) = match chosen {
         Some((j, e)) => (j, e, true),
         None => {
-            let mut j = job.clone();
-            j.batch_size = *batches.last().unwrap_or(&1);
-            j.gradient_checkpointing = *ckpt_options.last().unwrap_or(&true);
-            let e = estimate(cfg, &j);
+            let (j, e) = shapes.smallest(cfg, &job);
             (j, e, false)
         }
     };
@@ -200,12 +278,14 @@ pub fn plan(cfg: &ModelConfig, device: &Device, budget: u64, req: &Request) -> P
             }
         ));
     }
-    reasons.push(format!(
-        "{:.1} GiB of {:.1} GiB{}",
-        est.total_gib(),
-        budget as f64 / GIB,
-        if ok { "" } else { ": does not fit" }
-    ));
+    if !stated_total {
+        reasons.push(format!(
+            "{:.1} GiB of {:.1} GiB{}",
+            est.total_gib(),
+            gib(budget),
+            if ok { "" } else { ": does not fit" }
+        ));
+    }
     Plan {
         job,
         gradient_accumulation_steps: accum,
@@ -310,14 +390,14 @@ pub fn suggest(cfg: &ModelConfig, job: &Job, budget: u64) -> Option<Suggestion> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use std::path::Path;
 
-    fn llama2_7b() -> ModelConfig {
-        ModelConfig::from_json(&json!({
-            "model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
-            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-            "vocab_size": 32000, "max_position_embeddings": 4096
-        }))
+    fn fixture(name: &str) -> ModelConfig {
+        ModelConfig::from_path(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/configs")
+                .join(name),
+        )
         .unwrap()
     }
 
@@ -332,6 +412,17 @@ mod tests {
         }
     }
 
+    fn cpu(bytes: u64) -> Device {
+        Device {
+            kind: DeviceKind::Cpu,
+            id: "cpu".into(),
+            name: "test CPU".into(),
+            total_bytes: bytes,
+            free_bytes: bytes,
+            compute_capability: None,
+        }
+    }
+
     fn request() -> Request {
         Request {
             method: None,
@@ -339,26 +430,92 @@ mod tests {
             batch_size: None,
             gradient_checkpointing: None,
             effective_batch: 16,
+            engine: None,
             base: Job::new(Method::Lora),
         }
     }
 
+    /// The rule of thumb's 7B rows come out of the fit: a 24 GiB GPU trains
+    /// LoRA on Llama-2-7B (bf16, a PyTorch run), a 16 GiB one QLoRA.
     #[test]
     fn twenty_four_gib_trains_lora_sixteen_trains_qlora() {
-        let cfg = llama2_7b();
+        let cfg = fixture("llama-2-7b");
         let p = plan(&cfg, &gpu(24), 24 << 30, &request());
-        assert_eq!(p.job.method, Method::Lora);
+        assert_eq!(p.job.method, Method::Lora, "{}", p.reason);
         assert!(p.fits, "{}", p.reason);
         assert_eq!(p.job.dtype, Dtype::Bf16);
+        assert_eq!(p.job.backend, Backend::Torch);
+        assert!(p.reason.contains("fits with headroom"), "{}", p.reason);
         let q = plan(&cfg, &gpu(16), 16 << 30, &request());
-        assert_eq!(q.job.method, Method::Qlora);
+        assert_eq!(q.job.method, Method::Qlora, "{}", q.reason);
         assert!(q.fits, "{}", q.reason);
-        assert!(q.reason.contains("QLoRA"), "{}", q.reason);
+        assert!(
+            q.reason.contains("LoRA needs") && q.reason.contains("QLoRA 4-bit"),
+            "{}",
+            q.reason
+        );
+    }
+
+    /// Issue 17: SmolLM2-135M on a 23 GiB CPU was quantized because 23 < 24.
+    /// LoRA in f32 needs well under a GiB there: LoRA it is, and the reason
+    /// says it fits.
+    #[test]
+    fn small_model_on_a_23_gib_cpu_trains_lora() {
+        let cfg = fixture("smollm2-135m");
+        let mut req = request();
+        req.dtype = Some(Dtype::F32);
+        req.gradient_checkpointing = Some(false);
+        req.base.seq_len = 512;
+        let budget = 23 << 30;
+        let p = plan(&cfg, &cpu(budget), budget, &req);
+        assert_eq!(p.job.method, Method::Lora, "{}", p.reason);
+        assert_eq!(p.job.backend, Backend::Candle);
+        assert!(p.fits);
+        assert!(p.estimate.total_bytes < budget / 4, "{}", p.reason);
+        assert!(
+            p.reason.starts_with("LoRA f32 needs") && p.reason.contains("fits with headroom"),
+            "{}",
+            p.reason
+        );
+        // On a machine too small for LoRA, the same request is QLoRA, and
+        // the reason names both numbers.
+        let lora = plan(
+            &cfg,
+            &cpu(budget),
+            budget,
+            &Request {
+                method: Some(Method::Lora),
+                batch_size: Some(1),
+                ..req.clone()
+            },
+        );
+        let small = lora.estimate.total_bytes * 9 / 10;
+        let q = plan(&cfg, &cpu(small), small, &req);
+        assert_eq!(q.job.method, Method::Qlora, "{}", q.reason);
+        assert!(q.reason.starts_with("LoRA needs"), "{}", q.reason);
+    }
+
+    /// A GPU in the inventory does not move a training plan off the CPU it
+    /// runs on.
+    #[test]
+    fn training_plans_for_the_cpu_whatever_gpus_are_listed() {
+        let inv = Inventory {
+            cpu: cpu(20 << 30),
+            gpus: vec![gpu(80)],
+        };
+        assert_eq!(inv.primary().kind, DeviceKind::Cuda);
+        let dev = training_device(&inv);
+        assert_eq!(dev.kind, DeviceKind::Cpu);
+        let p = plan(&fixture("smollm2-135m"), dev, dev.free_bytes, &request());
+        assert_eq!(p.job.backend, Backend::Candle);
+        assert_eq!(p.job.dtype, Dtype::F32);
+        assert!(!p.job.cuda_context);
+        assert_eq!(p.budget_bytes, 20 << 30);
     }
 
     #[test]
     fn accumulation_keeps_the_effective_batch() {
-        let cfg = llama2_7b();
+        let cfg = fixture("llama-2-7b");
         let p = plan(&cfg, &gpu(24), 24 << 30, &request());
         assert_eq!(p.job.batch_size * p.gradient_accumulation_steps, 16);
         assert!(p.job.batch_size < 16);
@@ -366,7 +523,7 @@ mod tests {
 
     #[test]
     fn full_7b_does_not_fit_24gib_and_a_change_is_found() {
-        let cfg = llama2_7b();
+        let cfg = fixture("llama-2-7b");
         let mut job = Job::new(Method::Full);
         job.batch_size = 2;
         job.seq_len = 512;
