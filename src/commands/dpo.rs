@@ -254,7 +254,7 @@ pub struct DpoArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// Log (logging.jsonl, TensorBoard) every N steps
+    /// Log (logging.jsonl, TensorBoard) at step 1 and every N steps
     #[arg(long, alias = "logging_steps", default_value_t = 5, value_name = "N")]
     pub logging_steps: usize,
 

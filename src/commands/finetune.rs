@@ -56,7 +56,7 @@ pub enum TruncationArg {
 #[command(after_help = "\
 Writes into --output-dir: the adapter in peft's format (adapter_config.json, \
 adapter_model.safetensors) or, with --tuner full, the model as an HF folder; the tokenizer; \
-checkpoint-N/ folders; logging.jsonl; runs/ (TensorBoard); images/ (loss curves); args.json.
+checkpoint-N/ folders; logging.jsonl; runs/ (TensorBoard); images/ (a PNG per logged metric: loss, learning rate, grad norm, ...); args.json.
 
 Ctrl-C writes a checkpoint of the last finished step and exits with 130; \
 --resume-from-checkpoint latest continues from it exactly.
@@ -241,7 +241,7 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 
-    /// Log (logging.jsonl, TensorBoard) every N steps
+    /// Log (logging.jsonl, TensorBoard) at step 1 and every N steps
     #[arg(long, alias = "logging_steps", default_value_t = 5, value_name = "N")]
     pub logging_steps: usize,
 
