@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::data::{self, DatasetSpec, SftOptions, Truncation};
 use crate::error::Exit;
+use crate::model::adapter::{Quantization, SwiftRecord};
 use crate::model::config::ModelConfig;
 use crate::model::gguf::GgmlType;
 use crate::model::{LoadOptions, Model};
@@ -329,17 +330,6 @@ pub fn parse_spec(s: &str) -> DatasetSpec {
         path: PathBuf::from(s),
         sample: None,
     }
-}
-
-/// The block types of a GGUF's tensors, with counts (`{"Q4_1": 210, ...}`).
-fn gguf_types(path: &Path) -> serde_json::Value {
-    let mut counts = std::collections::BTreeMap::new();
-    if let Ok(g) = crate::model::gguf::GgufFile::open(path) {
-        for t in &g.tensors {
-            *counts.entry(t.dtype.to_string()).or_insert(0usize) += 1;
-        }
-    }
-    serde_json::json!(counts)
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -708,21 +698,19 @@ pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
     ));
 
     let base_name = path.display().to_string();
-    // What the frozen base was trained under, for whoever merges or loads
-    // the adapter later (peft ignores keys it does not know).
-    let quant_record = match (quantize, is_gguf) {
-        (Some(t), _) => Some(serde_json::json!({"swift_quantization": {
-            "method": if t == GgmlType::NF4 { "nf4" } else { "q8_0" },
-            "bits": if t == GgmlType::NF4 { 4 } else { 8 },
-            "block_size": t.block_size(),
-            "double_quant": false,
-        }})),
-        (None, true) => Some(serde_json::json!({"swift_quantization": {
-            "method": "gguf",
-            "types": gguf_types(path),
-        }})),
+    // What the frozen base was trained under, in swift's own record beside
+    // the adapter (adapter_config.json keeps peft's keys only).
+    let record = SwiftRecord::new(match (quantize, is_gguf) {
+        (Some(t), _) => Some(if t == GgmlType::NF4 {
+            Quantization::at_load("nf4", 4, t.block_size())
+        } else {
+            Quantization::at_load("q8_0", 8, t.block_size())
+        }),
+        (None, true) => crate::model::gguf::GgufFile::open(path)
+            .ok()
+            .map(|g| Quantization::gguf(&g)),
         _ => None,
-    };
+    });
     let save_params = params.clone();
     let save = |dir: &Path| -> Result<()> {
         if full {
@@ -735,13 +723,7 @@ pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
                 },
             )?;
         } else {
-            lora::save_adapter(
-                dir,
-                &save_params,
-                &lora_opts,
-                &base_name,
-                quant_record.clone(),
-            )?;
+            lora::save_adapter(dir, &save_params, &lora_opts, &base_name, &record)?;
         }
         tok.save(dir)
     };
