@@ -62,8 +62,9 @@ Ctrl-C writes a checkpoint of the last finished step and exits with 130; \
 --resume-from-checkpoint latest continues from it exactly.
 
 With --merge (and --serve) the command is one job in stages: estimate (does it fit?), \
-download (a hub id), finetune, merge (the adapter folded into the base, an HF folder at \
---merge-output), serve (the merged model behind an OpenAI-compatible API until Ctrl-C). \
+download (a hub id), finetune, merge (the adapter folded into the base at --merge-output: \
+a GGUF for a .gguf base, keeping its types where the adapter changed nothing, else an HF \
+folder; --merge-format picks), serve (the merged model behind an OpenAI-compatible API until Ctrl-C). \
 Each stage is reported on stderr; the first failure stops the job with a message naming \
 the stage. Run the same command again and finished stages are skipped (state in \
 OUTPUT_DIR/pipeline.json) and an interrupted training resumes from its last checkpoint.")]
@@ -276,15 +277,22 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// After training, fold the adapter into the base model (an HF folder at
-    /// --merge-output) and print where it is; finished stages are skipped when
-    /// the same command runs again
+    /// After training, fold the adapter into the base model (at
+    /// --merge-output, as --merge-format) and print where it is; finished
+    /// stages are skipped when the same command runs again
     #[arg(long, help_heading = "Pipeline")]
     pub merge: bool,
 
-    /// Where --merge writes the merged model [default: OUTPUT_DIR-merged]
-    #[arg(long, value_name = "DIR", help_heading = "Pipeline")]
+    /// Where --merge writes the merged model [default: OUTPUT_DIR-merged.gguf
+    /// for a GGUF, OUTPUT_DIR-merged for an HF folder]
+    #[arg(long, value_name = "PATH", help_heading = "Pipeline")]
     pub merge_output: Option<PathBuf>,
+
+    /// What --merge writes [default: gguf for a .gguf base (the tensors the
+    /// adapter leaves alone keep the base's own types, so it decodes as fast
+    /// as the base), hf otherwise]
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Pipeline")]
+    pub merge_format: Option<super::merge::FormatArg>,
 
     /// After merging, serve the merged model (OpenAI-compatible API, as `swift
     /// infer --serve`) until SIGINT / SIGTERM; implies --merge
@@ -311,7 +319,7 @@ pub struct FinetuneArgs {
     pub api_key: Option<String>,
 
     /// The served model's id in /v1/models and requests (with --serve)
-    /// [default: the merged folder]
+    /// [default: the merged model]
     #[arg(long, value_name = "NAME", help_heading = "Pipeline")]
     pub served_model_name: Option<String>,
 }
@@ -432,6 +440,7 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     }
     for (set, flag) in [
         (args.merge_output.is_some(), "--merge-output"),
+        (args.merge_format.is_some(), "--merge-format"),
         (args.host.is_some(), "--host"),
         (args.port.is_some(), "--port"),
         (args.served_model_name.is_some(), "--served-model-name"),
