@@ -687,7 +687,7 @@ fn matrix_types(plan: &[Planned]) -> Vec<(GgmlType, usize)> {
             None => by.push((p.ty, n)),
         }
     }
-    by.sort_by(|a, b| b.1.cmp(&a.1));
+    by.sort_by_key(|e| std::cmp::Reverse(e.1));
     by
 }
 
