@@ -583,7 +583,7 @@ _swift() {
             return 0
             ;;
         swift__subcmd__finetune)
-            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --packing --loss-on-all-tokens --dedup --skip-bad-rows --system --output-dir --method --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --adam-beta1 --adam-beta2 --adam-epsilon --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --quant-bits --threads --json --merge --merge-output --serve --host --port --api-key --served-model-name --quiet --verbose --color --no-progress --help --version"
+            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --packing --loss-on-all-tokens --dedup --skip-bad-rows --system --output-dir --method --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --adam-beta1 --adam-beta2 --adam-epsilon --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --quant-bits --threads --json --merge --merge-output --merge-format --serve --host --port --api-key --served-model-name --quiet --verbose --color --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -739,6 +739,10 @@ _swift() {
                     ;;
                 --merge-output)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --merge-format)
+                    COMPREPLY=($(compgen -W "hf gguf" -- "${cur}"))
                     return 0
                     ;;
                 --host)
@@ -1023,7 +1027,7 @@ _swift() {
             return 0
             ;;
         swift__subcmd__merge)
-            opts="-o -q -v -h -V --model --adapter --output --format --dtype --quant --max-shard-size --force --json --quiet --verbose --color --no-progress --help --version"
+            opts="-o -q -v -h -V --model --adapter --output --format --dtype --quant --keep-types --max-shard-size --force --json --quiet --verbose --color --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -249,11 +249,13 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l resume-from-che
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l quant-bits -d 'QLoRA on a full-precision model: quantize the frozen base\'s decoder linears at load, 4 = NF4 (bitsandbytes\' 4-bit NormalFloat, blocks of 64), 8 = 8-bit blocks. Implies --method qlora; `auto` picks 4 when the planner chooses QLoRA. A GGUF trains on its own quantized weights' -r -f -a "4\t''
 8\t''"
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s t -l threads -d 'CPU threads (default: all cores)' -r
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge-output -d 'Where --merge writes the merged model [default: OUTPUT_DIR-merged]' -r -F
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge-output -d 'Where --merge writes the merged model [default: OUTPUT_DIR-merged.gguf for a GGUF, OUTPUT_DIR-merged for an HF folder]' -r -F
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge-format -d 'What --merge writes [default: gguf for a .gguf base (the tensors the adapter leaves alone keep the base\'s own types, so it decodes as fast as the base), hf otherwise]' -r -f -a "hf\t'A Hugging Face folder: safetensors shards, config, tokenizer'
+gguf\t'One GGUF file for llama.cpp / Ollama'"
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l host -d 'Address --serve listens on [default: 127.0.0.1]' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l port -d 'Port --serve listens on; 0 picks a free one (the address is printed) [default: 8080]' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l api-key -d 'Require `Authorization: Bearer KEY` on /v1/* (with --serve)' -r
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l served-model-name -d 'The served model\'s id in /v1/models and requests (with --serve) [default: the merged folder]' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l served-model-name -d 'The served model\'s id in /v1/models and requests (with --serve) [default: the merged model]' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -263,7 +265,7 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l dedup -d 'Remov
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l skip-bad-rows -d 'Skip and count malformed rows instead of stopping'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l use-rslora -d 'Rank-stabilised LoRA (scale alpha / sqrt(rank))'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l json -d 'Print a JSON summary on stdout at the end'
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge -d 'After training, fold the adapter into the base model (an HF folder at --merge-output) and print where it is; finished stages are skipped when the same command runs again'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge -d 'After training, fold the adapter into the base model (at --merge-output, as --merge-format) and print where it is; finished stages are skipped when the same command runs again'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l serve -d 'After merging, serve the merged model (OpenAI-compatible API, as `swift infer --serve`) until SIGINT / SIGTERM; implies --merge'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s q -l quiet -d 'Print only results and errors'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s v -l verbose -d 'Say more (repeat for more detail)'
@@ -348,6 +350,7 @@ complete -c swift -n "__fish_swift_using_subcommand merge" -l max-shard-size -d 
 complete -c swift -n "__fish_swift_using_subcommand merge" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c swift -n "__fish_swift_using_subcommand merge" -l keep-types -d 'GGUF base to GGUF output: copy the tensors no adapter changes as the base stores them (its own types, bit for bit); --quant applies only to the changed ones'
 complete -c swift -n "__fish_swift_using_subcommand merge" -l force -d 'Replace the output if it exists'
 complete -c swift -n "__fish_swift_using_subcommand merge" -l json -d 'Print the result as JSON on stdout'
 complete -c swift -n "__fish_swift_using_subcommand merge" -s q -l quiet -d 'Print only results and errors'
@@ -372,6 +375,7 @@ complete -c swift -n "__fish_swift_using_subcommand export" -l max-shard-size -d
 complete -c swift -n "__fish_swift_using_subcommand export" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c swift -n "__fish_swift_using_subcommand export" -l keep-types -d 'GGUF base to GGUF output: copy the tensors no adapter changes as the base stores them (its own types, bit for bit); --quant applies only to the changed ones'
 complete -c swift -n "__fish_swift_using_subcommand export" -l force -d 'Replace the output if it exists'
 complete -c swift -n "__fish_swift_using_subcommand export" -l json -d 'Print the result as JSON on stdout'
 complete -c swift -n "__fish_swift_using_subcommand export" -s q -l quiet -d 'Print only results and errors'

@@ -63,6 +63,7 @@ fn opts(base: &Path, adapters: &[PathBuf], out: &Path) -> MergeOptions {
         format: OutFormat::Hf,
         dtype: Some(GgmlType::F32),
         quant: GgmlType::F32,
+        keep_base_types: false,
         max_shard_bytes: 5_000_000_000,
         force: false,
     }
@@ -156,6 +157,125 @@ fn merged_tiny_models_match_the_unmerged_pair() {
             "{arch}: gguf -> hf"
         );
     }
+}
+
+/// A GGUF merge that keeps the base's types copies every tensor the adapter
+/// leaves alone bit for bit, writes the changed ones as --quant, and
+/// computes what the all-f32 merge computes (up to q8_0 rounding of the
+/// changed tensors). Adapters written before `swift_adapter.json` (their
+/// record in `adapter_config.json`) still merge, and their record is read.
+#[test]
+fn gguf_merge_keeping_the_base_types_changes_only_the_adapted_tensors() {
+    use swift::model::export::{write_safetensors, RawTensor};
+    use swift::model::gguf::GgufFile;
+    let dir = tempfile::tempdir().unwrap();
+    let hf = dir.path().join("hf");
+    let cfg = write_tiny_model(&hf, "llama", 21).unwrap();
+    let base = dir.path().join("base.q4_1.gguf");
+    let mut o = opts(&hf, &[], &base);
+    o.format = OutFormat::Gguf;
+    o.quant = GgmlType::Q4_1;
+    merge(&o, &NoProgress).unwrap();
+    // An adapter on three modules only (q and k: the permuted ones).
+    let ad = dir.path().join("adapter");
+    write_random_adapter(&ad, &cfg, 4, 8.0, false, "tiny", 8).unwrap();
+    let st = ad.join("adapter_model.safetensors");
+    let bytes = std::fs::read(&st).unwrap();
+    let all = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let keep = [
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.0.self_attn.k_proj",
+        "model.layers.1.mlp.down_proj",
+    ];
+    let subset: Vec<RawTensor> = all
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| keep.iter().any(|k| n.contains(&format!("{k}.lora_"))))
+        .map(|(n, v)| RawTensor {
+            name: n,
+            shape: v.shape().to_vec(),
+            dtype: v.dtype(),
+            data: v.data().to_vec(),
+        })
+        .collect();
+    assert_eq!(subset.len(), 6);
+    write_safetensors(&st, &subset).unwrap();
+    // As an older swift wrote it: its record inside peft's config.
+    let cfg_path = ad.join("adapter_config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    c["swift_quantization"] =
+        serde_json::json!({"method": "nf4", "bits": 4, "block_size": 64, "double_quant": false});
+    std::fs::write(&cfg_path, c.to_string()).unwrap();
+
+    let kept = dir.path().join("kept.gguf");
+    let mut o = opts(&base, std::slice::from_ref(&ad), &kept);
+    o.format = OutFormat::Gguf;
+    o.quant = GgmlType::Q8_0;
+    o.keep_base_types = true;
+    let r = merge(&o, &NoProgress).unwrap();
+    assert_eq!(r.merged_tensors, 3, "{r:?}");
+    assert_eq!(r.dtype, "q4_1+q8_0");
+    assert!(
+        r.notes.len() == 1 && r.notes[0].contains("nf4"),
+        "{:?}",
+        r.notes
+    );
+    let a = GgufFile::open(&base).unwrap();
+    let b = GgufFile::open(&kept).unwrap();
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    assert_eq!(r.kept_tensors, a.tensors.len() - 3);
+    let changed = [
+        "blk.0.attn_q.weight",
+        "blk.0.attn_k.weight",
+        "blk.1.ffn_down.weight",
+    ];
+    for t in &a.tensors {
+        let u = b.tensor(&t.name).unwrap();
+        if changed.contains(&t.name.as_str()) {
+            assert_eq!(t.dtype, GgmlType::Q4_1, "{}", t.name);
+            assert_eq!(u.dtype, GgmlType::Q8_0, "{}", t.name);
+        } else {
+            assert_eq!(u.dtype, t.dtype, "{}", t.name);
+            assert!(
+                a.tensor_data(t) == b.tensor_data(u),
+                "{}: blocks differ",
+                t.name
+            );
+        }
+    }
+    assert_eq!(
+        b.get_u64("general.file_type"),
+        a.get_u64("general.file_type")
+    );
+    // The same function as the all-f32 merge of the same base and adapter.
+    let f32_out = dir.path().join("f32.gguf");
+    let mut o = opts(&base, std::slice::from_ref(&ad), &f32_out);
+    o.format = OutFormat::Gguf;
+    o.quant = GgmlType::F32;
+    merge(&o, &NoProgress).unwrap();
+    let want = Model::load(&f32_out, &LoadOptions::default())
+        .unwrap()
+        .token_logprobs(&IDS)
+        .unwrap();
+    let got = Model::load(&kept, &LoadOptions::default())
+        .unwrap()
+        .token_logprobs(&IDS)
+        .unwrap();
+    let plain = Model::load(&base, &LoadOptions::default())
+        .unwrap()
+        .token_logprobs(&IDS)
+        .unwrap();
+    let d = max_diff(&got, &want);
+    assert!(
+        d < 0.1 * max_diff(&plain, &want),
+        "kept {got:?} vs f32 {want:?} (base {plain:?})"
+    );
+    // Keeping types needs a GGUF base.
+    let mut o = opts(&hf, std::slice::from_ref(&ad), &dir.path().join("x.gguf"));
+    o.format = OutFormat::Gguf;
+    o.keep_base_types = true;
+    let e = merge(&o, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("GGUF base"), "{e}");
 }
 
 #[test]

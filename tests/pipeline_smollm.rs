@@ -1,8 +1,9 @@
 //! `swift finetune ... --merge [--serve]` on the SmolLM2 test model: the
-//! whole job (estimate, finetune, merge, serve) answering over HTTP with
-//! what it learnt; a job interrupted during training and resumed from its
-//! checkpoint; a failed merge stage reported by name and, once fixed, rerun
-//! without training again.
+//! whole job (estimate, finetune, merge into a GGUF that keeps the base's
+//! types, serve) answering over HTTP with what it learnt; a job interrupted
+//! during training and resumed from its checkpoint; a failed merge stage
+//! (to an HF folder, `--merge-format hf`) reported by name and, once fixed,
+//! rerun without training again.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -213,8 +214,30 @@ fn finetune_merge_serve_answers_with_what_it_learnt() {
         at += i;
     }
     assert!(out.join("adapter_model.safetensors").exists());
-    let merged = tmp.path().join("run-merged");
-    assert!(merged.join("config.json").exists(), "{err}");
+    // The merged model is a GGUF: the tensors the adapter left alone are
+    // the base's own blocks, the changed ones q8_0.
+    let merged = tmp.path().join("run-merged.gguf");
+    let (a, b) = (
+        swift::model::gguf::GgufFile::open(smollm2()).unwrap(),
+        swift::model::gguf::GgufFile::open(&merged).unwrap(),
+    );
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    let mut kept = 0;
+    for t in &a.tensors {
+        let u = b.tensor(&t.name).unwrap();
+        if a.tensor_data(t) == b.tensor_data(u) {
+            assert_eq!(t.dtype, u.dtype, "{}", t.name);
+            kept += 1;
+        } else {
+            assert_eq!(u.dtype, swift::model::gguf::GgmlType::Q8_0, "{}", t.name);
+        }
+    }
+    // 30 layers x 7 LoRA modules changed; the embedding and norms kept.
+    assert_eq!(a.tensors.len() - kept, 210, "{err}");
+    assert!(
+        err.contains(&format!("{kept} as the base stores them")),
+        "{err}"
+    );
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("pipeline.json")).unwrap()).unwrap();
     assert_eq!(state["finetune"], true);
@@ -254,7 +277,7 @@ fn interrupted_training_resumes_when_the_same_command_runs_again() {
     let last = *ck.last().expect("a checkpoint");
     assert!((1..4).contains(&last), "{ck:?}");
     assert!(!out.join("adapter_model.safetensors").exists());
-    assert!(!tmp.path().join("run-merged").exists());
+    assert!(!tmp.path().join("run-merged.gguf").exists());
 
     // The same command again: estimate skipped, training resumed, merged.
     let r = swift(&args);
@@ -267,9 +290,9 @@ fn interrupted_training_resumes_when_the_same_command_runs_again() {
         "{err}"
     );
     assert!(err.contains("[3/3] merge"), "{err}");
-    let merged = tmp.path().join("run-merged");
+    let merged = tmp.path().join("run-merged.gguf");
     assert_eq!(text(&r.stdout).trim(), s(&merged));
-    assert!(merged.join("config.json").exists());
+    assert!(swift::model::gguf::GgufFile::open(&merged).is_ok());
     // Training ran to its end.
     let steps = logged_steps(&out);
     assert_eq!(steps.last(), Some(&4), "{steps:?}");
@@ -280,10 +303,21 @@ fn a_failed_merge_names_its_stage_and_the_rerun_does_not_train_again() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     // The merged folder's parent is a file: the merge cannot create it.
+    // (An HF folder this time: the GGUF base's default is one flag away.)
     let blocker = tmp.path().join("blocker");
     std::fs::write(&blocker, "not a folder").unwrap();
     let merged = blocker.join("merged");
-    let args = job(&out, 2, &["--merge", "--merge-output", &s(&merged)]);
+    let args = job(
+        &out,
+        2,
+        &[
+            "--merge",
+            "--merge-output",
+            &s(&merged),
+            "--merge-format",
+            "hf",
+        ],
+    );
     let r = swift(&args);
     let err = text(&r.stderr);
     assert_eq!(r.status.code(), Some(1), "{err}");

@@ -607,6 +607,14 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
     ));
 
     let base_name = path.display().to_string();
+    // A GGUF base trains on its own blocks: say so beside the adapter.
+    let record = crate::model::adapter::SwiftRecord::new(if path.is_file() {
+        crate::model::gguf::GgufFile::open(path)
+            .ok()
+            .map(|g| crate::model::adapter::Quantization::gguf(&g))
+    } else {
+        None
+    });
     let save_params = params.clone();
     let save = |dir: &Path| -> Result<()> {
         if full {
@@ -619,7 +627,7 @@ pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
                 },
             )?;
         } else {
-            lora::save_adapter(dir, &save_params, &lora_opts, &base_name, None)?;
+            lora::save_adapter(dir, &save_params, &lora_opts, &base_name, &record)?;
         }
         tok.save(dir)
     };

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::data::{self, DatasetSpec, SftOptions, Truncation};
 use crate::error::Exit;
+use crate::model::adapter::{Quantization, SwiftRecord};
 use crate::model::config::ModelConfig;
 use crate::model::gguf::GgmlType;
 use crate::model::{LoadOptions, Model};
@@ -62,8 +63,9 @@ Ctrl-C writes a checkpoint of the last finished step and exits with 130; \
 --resume-from-checkpoint latest continues from it exactly.
 
 With --merge (and --serve) the command is one job in stages: estimate (does it fit?), \
-download (a hub id), finetune, merge (the adapter folded into the base, an HF folder at \
---merge-output), serve (the merged model behind an OpenAI-compatible API until Ctrl-C). \
+download (a hub id), finetune, merge (the adapter folded into the base at --merge-output: \
+a GGUF for a .gguf base, keeping its types where the adapter changed nothing, else an HF \
+folder; --merge-format picks), serve (the merged model behind an OpenAI-compatible API until Ctrl-C). \
 Each stage is reported on stderr; the first failure stops the job with a message naming \
 the stage. Run the same command again and finished stages are skipped (state in \
 OUTPUT_DIR/pipeline.json) and an interrupted training resumes from its last checkpoint.")]
@@ -276,15 +278,22 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// After training, fold the adapter into the base model (an HF folder at
-    /// --merge-output) and print where it is; finished stages are skipped when
-    /// the same command runs again
+    /// After training, fold the adapter into the base model (at
+    /// --merge-output, as --merge-format) and print where it is; finished
+    /// stages are skipped when the same command runs again
     #[arg(long, help_heading = "Pipeline")]
     pub merge: bool,
 
-    /// Where --merge writes the merged model [default: OUTPUT_DIR-merged]
-    #[arg(long, value_name = "DIR", help_heading = "Pipeline")]
+    /// Where --merge writes the merged model [default: OUTPUT_DIR-merged.gguf
+    /// for a GGUF, OUTPUT_DIR-merged for an HF folder]
+    #[arg(long, value_name = "PATH", help_heading = "Pipeline")]
     pub merge_output: Option<PathBuf>,
+
+    /// What --merge writes [default: gguf for a .gguf base (the tensors the
+    /// adapter leaves alone keep the base's own types, so it decodes as fast
+    /// as the base), hf otherwise]
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Pipeline")]
+    pub merge_format: Option<super::merge::FormatArg>,
 
     /// After merging, serve the merged model (OpenAI-compatible API, as `swift
     /// infer --serve`) until SIGINT / SIGTERM; implies --merge
@@ -311,7 +320,7 @@ pub struct FinetuneArgs {
     pub api_key: Option<String>,
 
     /// The served model's id in /v1/models and requests (with --serve)
-    /// [default: the merged folder]
+    /// [default: the merged model]
     #[arg(long, value_name = "NAME", help_heading = "Pipeline")]
     pub served_model_name: Option<String>,
 }
@@ -330,17 +339,6 @@ pub fn parse_spec(s: &str) -> DatasetSpec {
         path: PathBuf::from(s),
         sample: None,
     }
-}
-
-/// The block types of a GGUF's tensors, with counts (`{"Q4_1": 210, ...}`).
-fn gguf_types(path: &Path) -> serde_json::Value {
-    let mut counts = std::collections::BTreeMap::new();
-    if let Ok(g) = crate::model::gguf::GgufFile::open(path) {
-        for t in &g.tensors {
-            *counts.entry(t.dtype.to_string()).or_insert(0usize) += 1;
-        }
-    }
-    serde_json::json!(counts)
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -461,6 +459,7 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
     }
     for (set, flag) in [
         (args.merge_output.is_some(), "--merge-output"),
+        (args.merge_format.is_some(), "--merge-format"),
         (args.host.is_some(), "--host"),
         (args.port.is_some(), "--port"),
         (args.served_model_name.is_some(), "--served-model-name"),
@@ -732,21 +731,19 @@ pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
     ));
 
     let base_name = path.display().to_string();
-    // What the frozen base was trained under, for whoever merges or loads
-    // the adapter later (peft ignores keys it does not know).
-    let quant_record = match (quantize, is_gguf) {
-        (Some(t), _) => Some(serde_json::json!({"swift_quantization": {
-            "method": if t == GgmlType::NF4 { "nf4" } else { "q8_0" },
-            "bits": if t == GgmlType::NF4 { 4 } else { 8 },
-            "block_size": t.block_size(),
-            "double_quant": false,
-        }})),
-        (None, true) => Some(serde_json::json!({"swift_quantization": {
-            "method": "gguf",
-            "types": gguf_types(path),
-        }})),
+    // What the frozen base was trained under, in swift's own record beside
+    // the adapter (adapter_config.json keeps peft's keys only).
+    let record = SwiftRecord::new(match (quantize, is_gguf) {
+        (Some(t), _) => Some(if t == GgmlType::NF4 {
+            Quantization::at_load("nf4", 4, t.block_size())
+        } else {
+            Quantization::at_load("q8_0", 8, t.block_size())
+        }),
+        (None, true) => crate::model::gguf::GgufFile::open(path)
+            .ok()
+            .map(|g| Quantization::gguf(&g)),
         _ => None,
-    };
+    });
     let save_params = params.clone();
     let save = |dir: &Path| -> Result<()> {
         if full {
@@ -759,13 +756,7 @@ pub fn train(args: &FinetuneArgs, printer: &Printer) -> Result<Trained> {
                 },
             )?;
         } else {
-            lora::save_adapter(
-                dir,
-                &save_params,
-                &lora_opts,
-                &base_name,
-                quant_record.clone(),
-            )?;
+            lora::save_adapter(dir, &save_params, &lora_opts, &base_name, &record)?;
         }
         tok.save(dir)
     };

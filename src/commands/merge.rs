@@ -79,6 +79,12 @@ pub struct MergeArgs {
     #[arg(long, value_enum, default_value_t = QuantArg::Q8_0)]
     pub quant: QuantArg,
 
+    /// GGUF base to GGUF output: copy the tensors no adapter changes as the
+    /// base stores them (its own types, bit for bit); --quant applies only to
+    /// the changed ones
+    #[arg(long)]
+    pub keep_types: bool,
+
     /// Largest safetensors shard of a Hugging Face output
     #[arg(
         long,
@@ -130,9 +136,16 @@ pub fn run(args: MergeArgs, printer: &Printer) -> Result<()> {
             QuantArg::F16 => GgmlType::F16,
             QuantArg::F32 => GgmlType::F32,
         },
+        keep_base_types: args.keep_types,
         max_shard_bytes,
         force: args.force,
     };
+    if args.keep_types && (args.format != FormatArg::Gguf || !opts.base.is_file()) {
+        return Err(crate::error::Exit::Usage(
+            "--keep-types keeps a GGUF base's tensor types in a GGUF output: it needs a .gguf --model and --format gguf".into(),
+        )
+        .into());
+    }
     if args.format == FormatArg::Gguf && args.dtype.is_some() {
         printer.warn("--dtype applies to Hugging Face output; a GGUF output takes --quant");
     }
@@ -148,6 +161,9 @@ pub fn run(args: MergeArgs, printer: &Printer) -> Result<()> {
     ));
     let progress = printer.progress();
     let report = merge::merge(&opts, progress.as_ref())?;
+    for n in &report.notes {
+        printer.info(n);
+    }
     for w in &report.warnings {
         printer.warn(w);
     }
@@ -158,9 +174,14 @@ pub fn run(args: MergeArgs, printer: &Printer) -> Result<()> {
         printer.data(&serde_json::to_string_pretty(&v)?);
     } else {
         printer.info(&format!(
-            "wrote {} tensors ({} changed by adapters), {:.1} MB of {} weights{}",
+            "wrote {} tensors ({} changed by adapters{}), {:.1} MB of {} weights{}",
             report.tensors,
             report.merged_tensors,
+            if report.kept_tensors > 0 {
+                format!(", {} copied as the base stores them", report.kept_tensors)
+            } else {
+                String::new()
+            },
             report.bytes_written as f64 / 1e6,
             report.dtype,
             peak.map(|p| format!(", peak memory {:.0} MB", p as f64 / 1e6))

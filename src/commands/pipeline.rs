@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::finetune::{self, FinetuneArgs};
+use super::merge::FormatArg;
 use crate::error::Exit;
 use crate::model::gguf::GgmlType;
 use crate::model::merge::{MergeOptions, OutFormat};
@@ -132,6 +133,7 @@ pub fn fingerprint(args: &FinetuneArgs) -> String {
     a.json = false;
     a.merge = false;
     a.merge_output = None;
+    a.merge_format = None;
     a.serve = false;
     a.host = None;
     a.port = None;
@@ -140,16 +142,31 @@ pub fn fingerprint(args: &FinetuneArgs) -> String {
     hex::encode(Sha256::digest(format!("{a:?}").as_bytes()))
 }
 
-/// Where the merged model goes: --merge-output, or `OUTPUT_DIR-merged`
-/// beside the adapter (so the adapter folder stays small enough to share).
+/// What the merge writes: --merge-format, or a GGUF when the base is one
+/// (a .gguf file) and an HF folder otherwise.
+pub fn merge_format(args: &FinetuneArgs) -> FormatArg {
+    match args.merge_format {
+        Some(f) => f,
+        None if Path::new(&args.model).is_file() => FormatArg::Gguf,
+        None => FormatArg::Hf,
+    }
+}
+
+/// Where the merged model goes: --merge-output, or beside the adapter (so
+/// the adapter folder stays small enough to share) `OUTPUT_DIR-merged.gguf`
+/// for a GGUF, `OUTPUT_DIR-merged` for an HF folder.
 pub fn merge_output(args: &FinetuneArgs) -> PathBuf {
     if let Some(p) = &args.merge_output {
         return p.clone();
     }
+    let ext = match merge_format(args) {
+        FormatArg::Gguf => ".gguf",
+        FormatArg::Hf => "",
+    };
     let o = &args.output_dir;
     match o.file_name() {
-        Some(n) => o.with_file_name(format!("{}-merged", n.to_string_lossy())),
-        None => o.join("merged"),
+        Some(n) => o.with_file_name(format!("{}-merged{ext}", n.to_string_lossy())),
+        None => o.join(format!("merged{ext}")),
     }
 }
 
@@ -376,8 +393,13 @@ fn train(
     Ok(())
 }
 
-/// Fold the adapter into the base (an HF folder at `merged`); the folder to
-/// serve (the training output itself after full tuning).
+/// The block type of the tensors the adapter changes in a GGUF merge of a
+/// GGUF base (the others keep the base's own types).
+pub const MERGE_CHANGED_TYPE: GgmlType = GgmlType::Q8_0;
+
+/// Fold the adapter into the base (a GGUF file or an HF folder at `merged`,
+/// as [`merge_format`] says); the model to serve (the training output itself
+/// after full tuning).
 fn merge(
     args: &FinetuneArgs,
     model: &Path,
@@ -430,13 +452,17 @@ fn merge(
         out.display(),
         merged.display()
     ));
+    // A GGUF from a GGUF base keeps the base's own blocks wherever the
+    // adapter changed nothing, so the merged model decodes like the base.
+    let gguf = merge_format(args) == FormatArg::Gguf;
     let opts = MergeOptions {
         base: model.to_path_buf(),
         adapters: vec![out.clone()],
         output: merged.to_path_buf(),
-        format: OutFormat::Hf,
+        format: if gguf { OutFormat::Gguf } else { OutFormat::Hf },
         dtype: None,
-        quant: GgmlType::Q8_0,
+        quant: MERGE_CHANGED_TYPE,
+        keep_base_types: gguf && model.is_file(),
         max_shard_bytes: 5_000_000_000,
         force,
     };
@@ -446,9 +472,14 @@ fn merge(
         printer.warn(w);
     }
     printer.info(&format!(
-        "{tag}: wrote {} tensors ({} changed by the adapter), {:.1} MB of {} weights",
+        "{tag}: wrote {} tensors ({} changed by the adapter{}), {:.1} MB of {} weights",
         report.tensors,
         report.merged_tensors,
+        if report.kept_tensors > 0 {
+            format!(", {} as the base stores them", report.kept_tensors)
+        } else {
+            String::new()
+        },
         report.bytes_written as f64 / 1e6,
         report.dtype
     ));
@@ -494,15 +525,25 @@ mod tests {
 
     #[test]
     fn stages_and_merge_output() {
+        // A file base (a GGUF) merges into a GGUF beside the adapter, a
+        // folder into an HF folder; --merge-format picks the other.
         let a = args(&["--merge"]);
         assert_eq!(stages(&a), [Stage::Estimate, Stage::Finetune, Stage::Merge]);
+        assert_eq!(merge_format(&a), FormatArg::Gguf);
+        assert_eq!(merge_output(&a), PathBuf::from("output-merged.gguf"));
+        let a = args(&["--merge", "--merge-format", "hf"]);
         assert_eq!(merge_output(&a), PathBuf::from("output-merged"));
-        let a = args(&["--serve", "--output-dir", "runs/a/"]);
+        let mut a = args(&["--serve", "--output-dir", "runs/a/"]);
         assert_eq!(
             stages(&a),
             [Stage::Estimate, Stage::Finetune, Stage::Merge, Stage::Serve]
         );
+        assert_eq!(merge_output(&a), PathBuf::from("runs/a-merged.gguf"));
+        a.model = "src".into();
+        assert_eq!(merge_format(&a), FormatArg::Hf);
         assert_eq!(merge_output(&a), PathBuf::from("runs/a-merged"));
+        a.merge_format = Some(FormatArg::Gguf);
+        assert_eq!(merge_output(&a), PathBuf::from("runs/a-merged.gguf"));
         let mut a = args(&["--serve", "--merge-output", "m"]);
         assert_eq!(merge_output(&a), PathBuf::from("m"));
         a.model = "org/name".into();
@@ -522,6 +563,8 @@ mod tests {
                 "0",
                 "--merge-output",
                 "x",
+                "--merge-format",
+                "hf",
                 "--output-dir",
                 "elsewhere",
                 "--resume-from-checkpoint",

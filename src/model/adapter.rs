@@ -1,14 +1,139 @@
 //! PEFT LoRA adapters at inference: `adapter_config.json` +
 //! `adapter_model.safetensors` as peft writes them, attached to the matching
-//! [`Linear`]s without merging.
+//! [`Linear`]s without merging; and swift's own record of how an adapter was
+//! trained ([`SwiftRecord`], `swift_adapter.json` beside peft's files).
 
 use super::decoder::Model;
 use super::linear::{Linear, Lora};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+
+/// swift's record beside an adapter. `adapter_config.json` holds peft's
+/// keys only (peft warns about any other, and users read that warning as a
+/// broken adapter), so what swift knows beyond them lives here.
+pub const SWIFT_RECORD_FILE: &str = "swift_adapter.json";
+
+/// The `schema_version` this build writes and the newest it reads.
+pub const SWIFT_RECORD_SCHEMA: u32 = 1;
+
+/// `swift_adapter.json`: how the adapter was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwiftRecord {
+    /// [`SWIFT_RECORD_SCHEMA`] when written; 0 for a record read from the
+    /// `swift_quantization` key older swift wrote into `adapter_config.json`.
+    pub schema_version: u32,
+    /// The swift that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swift_version: Option<String>,
+    /// The frozen base's weights during training, when they were quantized
+    /// (QLoRA); `None` when the adapter trained on them as stored.
+    #[serde(default)]
+    pub quantization: Option<Quantization>,
+}
+
+/// How the frozen base was quantized while the adapter trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quantization {
+    /// `nf4` or `q8_0` (quantized at load), or `gguf` (the GGUF's own blocks).
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub double_quant: Option<bool>,
+    /// `gguf`: how many tensors of each block type the base file holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<BTreeMap<String, usize>>,
+}
+
+impl Quantization {
+    /// A base quantized at load to `method` (`nf4`, `q8_0`).
+    pub fn at_load(method: &str, bits: u32, block_size: usize) -> Quantization {
+        Quantization {
+            method: method.into(),
+            bits: Some(bits),
+            block_size: Some(block_size),
+            double_quant: Some(false),
+            types: None,
+        }
+    }
+
+    /// Training on the blocks of a GGUF file, whose tensor types are counted.
+    pub fn gguf(file: &super::gguf::GgufFile) -> Quantization {
+        let mut types = BTreeMap::new();
+        for t in &file.tensors {
+            *types.entry(t.dtype.to_string()).or_insert(0usize) += 1;
+        }
+        Quantization {
+            method: "gguf".into(),
+            bits: None,
+            block_size: None,
+            double_quant: None,
+            types: Some(types),
+        }
+    }
+}
+
+impl SwiftRecord {
+    /// A record for this build of swift.
+    pub fn new(quantization: Option<Quantization>) -> SwiftRecord {
+        SwiftRecord {
+            schema_version: SWIFT_RECORD_SCHEMA,
+            swift_version: Some(env!("CARGO_PKG_VERSION").into()),
+            quantization,
+        }
+    }
+
+    /// The record of the adapter in `dir`: `swift_adapter.json`, or for an
+    /// adapter written before that file existed the `swift_quantization` key
+    /// of its `adapter_config.json`; `None` when it has neither (an adapter
+    /// from peft, or from a swift that recorded nothing).
+    pub fn read(dir: &Path) -> Result<Option<SwiftRecord>> {
+        let p = dir.join(SWIFT_RECORD_FILE);
+        if p.exists() {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            let v: Value =
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?;
+            let version = v
+                .get("schema_version")
+                .and_then(Value::as_u64)
+                .with_context(|| format!("{}: no schema_version", p.display()))?;
+            if version > SWIFT_RECORD_SCHEMA as u64 {
+                bail!(
+                    "{}: schema_version {version} was written by a newer swift (this one reads up to {SWIFT_RECORD_SCHEMA})",
+                    p.display()
+                );
+            }
+            let r: SwiftRecord =
+                serde_json::from_value(v).with_context(|| format!("reading {}", p.display()))?;
+            return Ok(Some(r));
+        }
+        let c = dir.join("adapter_config.json");
+        let Ok(text) = std::fs::read_to_string(&c) else {
+            return Ok(None);
+        };
+        let v: Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", c.display()))?;
+        match v.get("swift_quantization") {
+            None | Some(Value::Null) => Ok(None),
+            Some(q) => {
+                let q: Quantization = serde_json::from_value(q.clone())
+                    .with_context(|| format!("{}: reading swift_quantization", c.display()))?;
+                Ok(Some(SwiftRecord {
+                    schema_version: 0,
+                    swift_version: None,
+                    quantization: Some(q),
+                }))
+            }
+        }
+    }
+}
 
 /// What we read from `adapter_config.json`.
 #[derive(Debug, Clone)]
@@ -220,4 +345,59 @@ pub fn find_linear<'a>(model: &'a mut Model, module: &str) -> Option<&'a mut Lin
     let n: usize = n.parse().ok()?;
     let leaf = rest.rsplit('.').next()?;
     model.layers.get_mut(n)?.linear_mut(leaf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swift_record_reads_its_file_and_the_key_older_adapters_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(SwiftRecord::read(d).unwrap(), None);
+        // An adapter written before swift_adapter.json: the record was a key
+        // of adapter_config.json, and still reads.
+        std::fs::write(
+            d.join("adapter_config.json"),
+            r#"{"peft_type": "LORA", "r": 8, "swift_quantization": {"method": "nf4", "bits": 4, "block_size": 64, "double_quant": false}}"#,
+        )
+        .unwrap();
+        let old = SwiftRecord::read(d).unwrap().unwrap();
+        assert_eq!(old.schema_version, 0);
+        assert_eq!(old.quantization, Some(Quantization::at_load("nf4", 4, 64)));
+        std::fs::write(
+            d.join("adapter_config.json"),
+            r#"{"peft_type": "LORA", "r": 8, "swift_quantization": {"method": "gguf", "types": {"F32": 61, "Q4_1": 210}}}"#,
+        )
+        .unwrap();
+        let q = SwiftRecord::read(d).unwrap().unwrap().quantization.unwrap();
+        assert_eq!(q.method, "gguf");
+        assert_eq!(q.types.unwrap()["Q4_1"], 210);
+        // The file wins over the old key, and round-trips.
+        let rec = SwiftRecord::new(Some(Quantization::at_load("q8_0", 8, 32)));
+        std::fs::write(
+            d.join(SWIFT_RECORD_FILE),
+            serde_json::to_string(&rec).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(SwiftRecord::read(d).unwrap(), Some(rec));
+        let plain = SwiftRecord::new(None);
+        std::fs::write(
+            d.join(SWIFT_RECORD_FILE),
+            serde_json::to_string(&plain).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(SwiftRecord::read(d).unwrap(), Some(plain));
+        // A newer schema or a broken file is an error naming the file.
+        std::fs::write(d.join(SWIFT_RECORD_FILE), r#"{"schema_version": 2}"#).unwrap();
+        let e = format!("{:#}", SwiftRecord::read(d).unwrap_err());
+        assert!(
+            e.contains(SWIFT_RECORD_FILE) && e.contains("newer swift"),
+            "{e}"
+        );
+        std::fs::write(d.join(SWIFT_RECORD_FILE), "{").unwrap();
+        let e = format!("{:#}", SwiftRecord::read(d).unwrap_err());
+        assert!(e.contains(SWIFT_RECORD_FILE), "{e}");
+    }
 }

@@ -48,8 +48,13 @@ pub struct MergeOptions {
     pub format: OutFormat,
     /// HF output: f32 / f16 / bf16 (default: the base's dtype; f32 for a GGUF base).
     pub dtype: Option<GgmlType>,
-    /// GGUF output: the type of the 2-D weights (q4_0, q4_1, q8_0, f16, f32).
+    /// GGUF output: the type of the 2-D weights (q4_0, q4_1, q8_0, f16, f32);
+    /// with `keep_base_types`, of those an adapter changes.
     pub quant: GgmlType,
+    /// GGUF output from a GGUF base: copy every tensor no adapter changes
+    /// as the base stores it (its own block type, bit for bit), so the
+    /// merged file decodes like the base; only changed tensors take `quant`.
+    pub keep_base_types: bool,
     /// HF output: start a new shard beyond this many bytes.
     pub max_shard_bytes: u64,
     /// Replace an existing output.
@@ -69,6 +74,11 @@ pub struct MergeReport {
     pub adapters: Vec<PathBuf>,
     pub bytes_written: u64,
     pub tied_embeddings: bool,
+    /// Tensors copied from the base as stored (`keep_base_types`).
+    pub kept_tensors: usize,
+    /// What the adapters' `swift_adapter.json` say about their training
+    /// (`out/: trained against a base quantized as nf4`), for the user.
+    pub notes: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -325,6 +335,18 @@ impl Source {
         self.tensors.iter().find(|t| t.name == name)
     }
 
+    /// A GGUF tensor's stored blocks and their type (following an alias), in
+    /// the file's own row layout; `None` for a safetensors tensor.
+    fn stored(&self, t: &SrcTensor) -> Option<(GgmlType, u64, u64)> {
+        match &t.loc {
+            Loc::Alias(other) => self.stored(self.find(other)?),
+            Loc::Gguf {
+                dtype, start, len, ..
+            } => Some((*dtype, *start, *len)),
+            Loc::St { .. } => None,
+        }
+    }
+
     /// A tensor as f32, in HF layout.
     fn read(&self, t: &SrcTensor) -> Result<Vec<f32>> {
         match &t.loc {
@@ -417,6 +439,8 @@ struct Adapter {
     /// tensor name.
     replace: BTreeMap<String, (Vec<f32>, Vec<usize>)>,
     base_name: Option<String>,
+    /// swift's record of its training, when it has one.
+    record: Option<super::adapter::SwiftRecord>,
 }
 
 enum Part {
@@ -536,6 +560,28 @@ impl Adapter {
             pairs,
             replace,
             base_name,
+            record: super::adapter::SwiftRecord::read(dir)?,
+        })
+    }
+
+    /// What its record says about the base it trained against, if quantized.
+    fn note(&self) -> Option<String> {
+        let q = self.record.as_ref()?.quantization.as_ref()?;
+        Some(match &q.types {
+            Some(types) => format!(
+                "{} was trained on a GGUF's own blocks ({}); the merge adds it to the base's weights",
+                self.dir.display(),
+                types
+                    .iter()
+                    .map(|(t, n)| format!("{n} {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => format!(
+                "{} was trained against the base quantized as {} (QLoRA); the merge adds it to the base's weights",
+                self.dir.display(),
+                q.method
+            ),
         })
     }
 }
@@ -626,6 +672,44 @@ struct Planned {
     /// Row permutation for llama q/k in GGUF output: the number of heads.
     permute: Option<usize>,
     nbytes: u64,
+    /// Copy the base's stored bytes at this absolute offset (a GGUF tensor
+    /// no adapter changes, with `keep_base_types`).
+    raw: Option<u64>,
+}
+
+/// The block types of the planned matrices, by elements, most first.
+fn matrix_types(plan: &[Planned]) -> Vec<(GgmlType, usize)> {
+    let mut by: Vec<(GgmlType, usize)> = Vec::new();
+    for p in plan.iter().filter(|p| p.src.shape.len() == 2) {
+        let n: usize = p.src.shape.iter().product();
+        match by.iter_mut().find(|(t, _)| *t == p.ty) {
+            Some(e) => e.1 += n,
+            None => by.push((p.ty, n)),
+        }
+    }
+    by.sort_by_key(|e| std::cmp::Reverse(e.1));
+    by
+}
+
+/// The type most matrix elements of the plan have.
+fn main_type(plan: &[Planned]) -> GgmlType {
+    matrix_types(plan)
+        .first()
+        .map(|(t, _)| *t)
+        .unwrap_or(GgmlType::F32)
+}
+
+/// The type most matrix elements of a GGUF file have.
+fn main_type_of(g: &GgufFile) -> Option<GgmlType> {
+    let mut by: Vec<(GgmlType, u64)> = Vec::new();
+    for t in g.tensors.iter().filter(|t| t.shape().len() == 2) {
+        let n: u64 = t.shape().iter().map(|&d| d as u64).product();
+        match by.iter_mut().find(|(ty, _)| *ty == t.dtype) {
+            Some(e) => e.1 += n,
+            None => by.push((t.dtype, n)),
+        }
+    }
+    by.into_iter().max_by_key(|e| e.1).map(|e| e.0)
 }
 
 fn type_name(t: GgmlType) -> String {
@@ -1041,6 +1125,17 @@ pub fn merge(opts: &MergeOptions, progress: &dyn Progress) -> Result<MergeReport
         });
     }
     let tied_out = src.cfg.tie_word_embeddings && !has_lm_head && !untie;
+    // Does an adapter change this (HF-named) tensor?
+    let changed = |hf: &str| {
+        let module = hf.strip_suffix(".weight").unwrap_or(hf);
+        adapters
+            .iter()
+            .any(|a| a.pairs.contains_key(module) || a.replace.contains_key(hf))
+    };
+    let keep = opts.keep_base_types;
+    if keep && (opts.format != OutFormat::Gguf || src.gguf.is_none()) {
+        bail!("keeping the base's tensor types needs a GGUF base and a GGUF output");
+    }
 
     // The plan: output names and types.
     let (out_ty, arch) = match opts.format {
@@ -1081,6 +1176,7 @@ pub fn merge(opts: &MergeOptions, progress: &dyn Progress) -> Result<MergeReport
                     ty: out_ty,
                     permute: None,
                     nbytes: (n * out_ty.type_size()) as u64,
+                    raw: None,
                     src: t,
                 });
             }
@@ -1097,6 +1193,20 @@ pub fn merge(opts: &MergeOptions, progress: &dyn Progress) -> Result<MergeReport
                         }
                     }
                 };
+                if keep && !changed(&t.name) {
+                    if let Some((ty, start, len)) = src.stored(&t) {
+                        plan.push(Planned {
+                            out_name: gname,
+                            hf: t.name.clone(),
+                            ty,
+                            permute: None,
+                            nbytes: len,
+                            raw: Some(start),
+                            src: t,
+                        });
+                        continue;
+                    }
+                }
                 let matrix = t.shape.len() == 2;
                 let ty = if !matrix {
                     GgmlType::F32
@@ -1126,6 +1236,7 @@ pub fn merge(opts: &MergeOptions, progress: &dyn Progress) -> Result<MergeReport
                     ty,
                     permute,
                     nbytes: ty.bytes_for(n as u64),
+                    raw: None,
                     src: t,
                 });
             }
@@ -1142,6 +1253,13 @@ pub fn merge(opts: &MergeOptions, progress: &dyn Progress) -> Result<MergeReport
     // Produce one tensor's output bytes.
     let mut merged_tensors = 0usize;
     let mut produce = |p: &Planned| -> Result<Vec<u8>> {
+        if let Some(start) = p.raw {
+            let mut buf = vec![0u8; p.nbytes as usize];
+            src.files[0]
+                .read_exact_at(&mut buf, start)
+                .with_context(|| format!("reading tensor {}", p.hf))?;
+            return Ok(buf);
+        }
         let mut w = src.read(&p.src)?;
         let mut changed = false;
         for a in &adapters {
@@ -1247,10 +1365,22 @@ pub fn merge(opts: &MergeOptions, progress: &dyn Progress) -> Result<MergeReport
                         })
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
-                    md.push((
-                        "general.file_type".into(),
-                        GgufValue::U32(file_type(out_ty)),
-                    ));
+                    // A mixed file (kept base types) is named by the type
+                    // most of its matrix weights have, as llama.cpp does.
+                    let ft = if keep {
+                        let main = main_type(&plan);
+                        match g
+                            .metadata
+                            .iter()
+                            .find(|(k, _)| k.as_str() == "general.file_type")
+                        {
+                            Some((_, v)) if Some(main) == main_type_of(g) => v.clone(),
+                            _ => GgufValue::U32(file_type(main)),
+                        }
+                    } else {
+                        GgufValue::U32(file_type(out_ty))
+                    };
+                    md.push(("general.file_type".into(), ft));
                     md.push(("general.quantization_version".into(), GgufValue::U32(2)));
                     // Keep general.architecture first, as llama.cpp writes it.
                     md.sort_by_key(|(k, _)| k != "general.architecture");
@@ -1316,12 +1446,22 @@ pub fn merge(opts: &MergeOptions, progress: &dyn Progress) -> Result<MergeReport
             OutFormat::Hf => "hf".into(),
             OutFormat::Gguf => "gguf".into(),
         },
-        dtype: type_name(out_ty),
+        dtype: if keep {
+            matrix_types(&plan)
+                .iter()
+                .map(|(t, _)| type_name(*t))
+                .collect::<Vec<_>>()
+                .join("+")
+        } else {
+            type_name(out_ty)
+        },
         tensors: total,
         merged_tensors,
         adapters: opts.adapters.clone(),
         bytes_written,
         tied_embeddings: tied_out,
+        kept_tensors: plan.iter().filter(|p| p.raw.is_some()).count(),
+        notes: adapters.iter().filter_map(Adapter::note).collect(),
         warnings,
     })
 }

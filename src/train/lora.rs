@@ -4,6 +4,7 @@
 
 use super::checkpoint::write_atomic;
 use super::optim::Param;
+use crate::model::adapter::{SwiftRecord, SWIFT_RECORD_FILE};
 use crate::model::config::LINEAR_MODULES;
 use crate::model::decoder::Embedding;
 use crate::model::linear::{Linear, Lora};
@@ -238,17 +239,19 @@ pub fn make_full_trainable(model: &mut Model) -> Result<Vec<Param>> {
     Ok(params)
 }
 
-/// Write `adapter_config.json` (peft's fields) and `adapter_model.safetensors`
-/// into `dir`, each through a temporary name.
+/// Write `swift_adapter.json` (swift's record), `adapter_config.json`
+/// (peft's fields, and nothing else: peft warns about any key its LoraConfig
+/// lacks) and `adapter_model.safetensors` into `dir`, each through a
+/// temporary name, the weights last (their presence marks a finished adapter).
 pub fn save_adapter(
     dir: &Path,
     params: &[Param],
     opts: &LoraOptions,
     base_model: &str,
-    extra: Option<serde_json::Value>,
+    record: &SwiftRecord,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut cfg = json!({
+    let cfg = json!({
         "alpha_pattern": {},
         "auto_mapping": null,
         "base_model_name_or_path": base_model,
@@ -277,13 +280,10 @@ pub fn save_adapter(
         "use_dora": false,
         "use_rslora": opts.rslora,
     });
-    if let (Some(extra), Some(o)) = (extra, cfg.as_object_mut()) {
-        if let Some(e) = extra.as_object() {
-            for (k, v) in e {
-                o.insert(k.clone(), v.clone());
-            }
-        }
-    }
+    write_atomic(
+        &dir.join(SWIFT_RECORD_FILE),
+        serde_json::to_string_pretty(record)?.as_bytes(),
+    )?;
     write_atomic(
         &dir.join("adapter_config.json"),
         serde_json::to_string_pretty(&cfg)?.as_bytes(),
@@ -383,13 +383,19 @@ mod tests {
             }
         }
         let out = dir.path().join("adapter");
-        save_adapter(&out, &params, &opts, "tiny", None).unwrap();
+        save_adapter(&out, &params, &opts, "tiny", &SwiftRecord::new(None)).unwrap();
         let cfg: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(out.join("adapter_config.json")).unwrap(),
         )
         .unwrap();
         assert_eq!(cfg["peft_type"], "LORA");
         assert_eq!(cfg["r"], 8);
+        // swift's record is its own file; peft's config has peft's keys.
+        assert!(cfg.get("swift_quantization").is_none());
+        assert_eq!(
+            SwiftRecord::read(&out).unwrap(),
+            Some(SwiftRecord::new(None))
+        );
         let names =
             candle_core::safetensors::load(out.join("adapter_model.safetensors"), &Device::Cpu)
                 .unwrap();

@@ -210,7 +210,15 @@ fn run_lora(
     let params = attach_lora(&mut m, &opts, c.seed).unwrap();
     let obj = CrossEntropy { pad_id: 0 };
     let save_params = params.clone();
-    let save = move |dir: &Path| lora::save_adapter(dir, &save_params, &opts, "tiny", None);
+    let save = move |dir: &Path| {
+        lora::save_adapter(
+            dir,
+            &save_params,
+            &opts,
+            "tiny",
+            &crate::model::adapter::SwiftRecord::new(None),
+        )
+    };
     run(Trainer {
         model: &m,
         params,
