@@ -241,7 +241,7 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l max-grad-norm -
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l num-train-epochs -d 'Passes over the training data' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l max-steps -d 'Optimizer steps (overrides --num-train-epochs)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l seed -d 'Seed of the LoRA init, the data order and dropout' -r
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l logging-steps -d 'Log (logging.jsonl, TensorBoard) every N steps' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l logging-steps -d 'Log (logging.jsonl, TensorBoard) at step 1 and every N steps' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l eval-steps -d 'Evaluate every N steps (and at the end) when there is validation data' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-steps -d 'Write checkpoint-N/ every N steps (and at the end)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-total-limit -d 'Keep only the newest N checkpoints' -r
@@ -314,7 +314,7 @@ complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-grad-norm -d 'Cl
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l num-train-epochs -d 'Passes over the training data' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-steps -d 'Optimizer steps (overrides --num-train-epochs)' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l seed -d 'Seed of the LoRA init, the data order and dropout' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l logging-steps -d 'Log (logging.jsonl, TensorBoard) every N steps' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l logging-steps -d 'Log (logging.jsonl, TensorBoard) at step 1 and every N steps' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l eval-steps -d 'Evaluate every N steps (and at the end) when there is validation data' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l save-steps -d 'Write checkpoint-N/ every N steps (and at the end)' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l save-total-limit -d 'Keep only the newest N checkpoints' -r
