@@ -254,7 +254,15 @@ fn step_one_is_logged_whatever_the_logging_interval() {
     let opts = LoraOptions::default();
     let params = attach_lora(&mut m, &opts, c.seed).unwrap();
     let save_params = params.clone();
-    let save = move |dir: &Path| lora::save_adapter(dir, &save_params, &opts, "tiny", None);
+    let save = move |dir: &Path| {
+        lora::save_adapter(
+            dir,
+            &save_params,
+            &opts,
+            "tiny",
+            &crate::model::adapter::SwiftRecord::new(None),
+        )
+    };
     let lines = Lines::default();
     let o = run(Trainer {
         model: &m,
