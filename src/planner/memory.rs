@@ -489,9 +489,10 @@ fn lora_component(job: &Job, lora_params: f64) -> Component {
 /// f32 weights (or the quantized blocks), the trainable parameters with their
 /// f32 gradient and two AdamW moments, every layer's input (the trainer
 /// recomputes one layer at a time), one layer's recompute-and-backward for
-/// one group of sequences (`crate::train::layer_group`), or the output head
+/// one group of sequences ([`super::chunks::layer_group`]), or the output head
 /// fused with the loss, a chunk of rows of logits at a time
-/// (`crate::train::head`), whichever is larger; and the process itself.
+/// ([`super::chunks::head_chunk_rows`]), whichever is larger; and the process
+/// itself.
 pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
     let mut comps: Vec<Component> = Vec::new();
     let layers = cfg.num_hidden_layers as f64;
@@ -580,7 +581,7 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
     // Every layer's input plus the hidden states of the head, and the output
     // of the layer being assembled from its groups.
     let inputs = (layers + 2.0) * tokens * h * 4.0;
-    let group = crate::train::layer_group(seqs, t);
+    let group = super::chunks::layer_group(seqs, t);
     let per_token = candle_layer_values_per_token(cfg, job, t) * 4.0 * CANDLE_BACKWARD_FACTOR;
     let layer = per_token * (group * t) as f64;
     comps.push(Component {
@@ -598,7 +599,7 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
     // a trainable head (full tuning) takes the plain path.
     let fused = is_lora;
     let (head, detail) = if fused {
-        let rows = crate::train::head::chunk_rows(cfg.vocab_size) as f64;
+        let rows = super::chunks::head_chunk_rows(cfg.vocab_size) as f64;
         (
             3.0 * rows.min(tokens) * v * 4.0 + 4.0 * tokens * h * 4.0,
             format!(
@@ -1140,7 +1141,7 @@ mod tests {
         job.method = Method::DpoLora;
         job.quant = Quant::None;
         let d = estimate(&c, &job);
-        let rows = (crate::train::head::chunk_rows(10) as f64).min(20.0);
+        let rows = (crate::planner::chunks::head_chunk_rows(10) as f64).min(20.0);
         assert_eq!(
             bytes(&d, "logits + loss"),
             (3.0 * rows * 10.0 * 4.0 + 4.0 * 20.0 * 8.0 * 4.0) as u64

@@ -8,7 +8,7 @@
 //!
 //! [`label_logprobs`] gives the same values and gradients without ever
 //! holding more than one chunk of rows of logits: [`FusedHead`] runs the head
-//! over `chunk_rows` tokens at a time, reduces each row to `log p(label)`
+//! over `head_chunk_rows` tokens at a time, reduces each row to `log p(label)`
 //! (and the row's argmax), and, when a gradient will be asked for, forms the
 //! row's input gradient right there: `d log p(y) / d h = (onehot(y) -
 //! softmax(z)) W`, an `[n, hidden]` tensor. The backward pass only scales
@@ -26,13 +26,9 @@ use candle_core::{CpuStorage, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
-/// f32 values in one chunk of logits (`rows x vocab`): about 8 MiB.
-pub const CHUNK_FLOATS: usize = 2 << 20;
-
-/// Token rows per chunk for a vocabulary of `vocab`.
-pub fn chunk_rows(vocab: usize) -> usize {
-    (CHUNK_FLOATS / vocab.max(1)).clamp(8, 1024)
-}
+/// Token rows per chunk of logits: the planner's number (about 8 MiB of
+/// f32, see [`crate::planner::chunks`]), which its memory model counts on.
+use crate::planner::chunks::head_chunk_rows as chunk_rows;
 
 /// Vocabulary rows of a quantized head dequantized at a time (~4 MiB).
 fn band_rows(cols: usize) -> usize {

@@ -92,17 +92,9 @@ pub trait Objective<T>: Sync {
     }
 }
 
-/// Tokens a decoder layer runs at once in [`forward_backward`]: the batch
-/// goes through each layer in groups of `max(1, LAYER_TOKENS / T)` sequences,
-/// so the working set of one layer (its graph, the attention scores) is that
-/// of a group, not of the whole batch. Layers never mix sequences, so the
-/// result is the same as one pass over the whole batch.
-pub const LAYER_TOKENS: usize = 256;
-
-/// Sequences per layer group for a batch of `b` sequences of `t` tokens.
-pub fn layer_group(b: usize, t: usize) -> usize {
-    (LAYER_TOKENS / t.max(1)).clamp(1, b.max(1))
-}
+/// How many sequences go through a layer at once: the planner's number (see
+/// [`crate::planner::chunks`]), which its memory model counts on.
+pub use crate::planner::chunks::layer_group;
 
 /// The rows `r0..r0 + n` of a batch's layer context.
 fn ctx_rows(
