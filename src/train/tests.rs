@@ -202,6 +202,19 @@ fn run_lora(
     data: &[Sample],
     val: &[Sample],
 ) -> Outcome {
+    run_lora_reporting(m, c, dropout, stop, data, val, &NoProgress)
+}
+
+/// [`run_lora`] reporting to `progress`.
+fn run_lora_reporting(
+    m: &Model,
+    c: TrainConfig,
+    dropout: f32,
+    stop: &AtomicBool,
+    data: &[Sample],
+    val: &[Sample],
+    progress: &dyn crate::progress::Progress,
+) -> Outcome {
     let mut m = m.clone();
     let opts = LoraOptions {
         dropout,
@@ -227,7 +240,7 @@ fn run_lora(
         val,
         cfg: c,
         save_model: &save,
-        progress: &NoProgress,
+        progress,
         stop,
     })
     .unwrap()
@@ -245,37 +258,14 @@ impl crate::progress::Progress for Lines {
 
 #[test]
 fn step_one_is_logged_whatever_the_logging_interval() {
-    let (_d, mut m) = tiny("llama");
+    let (_d, m) = tiny("llama");
     let data = samples(8, 2);
     let out = tempfile::tempdir().unwrap();
     let mut c = cfg(out.path());
     c.logging_steps = 5;
     c.max_steps = Some(7);
-    let opts = LoraOptions::default();
-    let params = attach_lora(&mut m, &opts, c.seed).unwrap();
-    let save_params = params.clone();
-    let save = move |dir: &Path| {
-        lora::save_adapter(
-            dir,
-            &save_params,
-            &opts,
-            "tiny",
-            &crate::model::adapter::SwiftRecord::new(None),
-        )
-    };
     let lines = Lines::default();
-    let o = run(Trainer {
-        model: &m,
-        params,
-        objective: &CrossEntropy { pad_id: 0 },
-        train: &data,
-        val: &[],
-        cfg: c,
-        save_model: &save,
-        progress: &lines,
-        stop: &AtomicBool::new(false),
-    })
-    .unwrap();
+    let o = run_lora_reporting(&m, c, 0.0, &AtomicBool::new(false), &data, &[], &lines);
     // logging.jsonl, the run's history and TensorBoard: steps 1, 5 and the last.
     let logged: Vec<u64> = std::fs::read_to_string(out.path().join("logging.jsonl"))
         .unwrap()
