@@ -67,36 +67,30 @@ fn assert_cpu_plan(out: &Path, stderr: &str) {
     assert_ne!(plan["budget_bytes"].as_u64().unwrap(), H100_FREE, "{plan}");
 }
 
-#[test]
-fn finetune_with_a_gpu_in_the_machine_still_plans_for_the_cpu() {
+/// Run `command` (finetune or dpo) for one step on a tiny model with an H100
+/// in the inventory, `row(i)` giving the dataset's rows; checks that the job
+/// planned for the CPU and names the sequence length it planned for.
+fn one_step_beside_an_h100(command: &str, row: fn(usize) -> String, extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model(tmp.path());
-    let data = tmp.path().join("sft.jsonl");
-    let rows: String = (0..4)
-        .map(|i| {
-            format!(
-                "{{\"messages\": [{{\"role\": \"user\", \"content\": \"the sea {i}\"}}, {{\"role\": \"assistant\", \"content\": \"an answer at the inn\"}}]}}\n"
-            )
-        })
-        .collect();
-    std::fs::write(&data, rows).unwrap();
+    let data = tmp.path().join("data.jsonl");
+    std::fs::write(&data, (0..4).map(row).collect::<String>()).unwrap();
     let out = tmp.path().join("run");
-    let o = swift(
-        &[
-            "finetune",
-            "--model",
-            model.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--max-steps",
-            "1",
-            "--threads",
-            "2",
-        ],
-        Some(H100),
-    );
+    let mut args = vec![
+        command,
+        "--model",
+        model.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--max-steps",
+        "1",
+        "--threads",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let o = swift(&args, Some(H100));
     ok(&o);
     let err = text(&o.stderr);
     assert_cpu_plan(&out, &err);
@@ -108,43 +102,28 @@ fn finetune_with_a_gpu_in_the_machine_still_plans_for_the_cpu() {
 }
 
 #[test]
+fn finetune_with_a_gpu_in_the_machine_still_plans_for_the_cpu() {
+    one_step_beside_an_h100(
+        "finetune",
+        |i| {
+            format!(
+                "{{\"messages\": [{{\"role\": \"user\", \"content\": \"the sea {i}\"}}, {{\"role\": \"assistant\", \"content\": \"an answer at the inn\"}}]}}\n"
+            )
+        },
+        &[],
+    );
+}
+
+#[test]
 fn dpo_with_a_gpu_in_the_machine_still_plans_for_the_cpu() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
-    let data = tmp.path().join("pairs.jsonl");
-    let rows: String = (0..4)
-        .map(|i| {
+    one_step_beside_an_h100(
+        "dpo",
+        |i| {
             format!(
                 "{{\"prompt\": \"the sea {i}\", \"chosen\": \"an answer at the inn\", \"rejected\": \"the water is wet\"}}\n"
             )
-        })
-        .collect();
-    std::fs::write(&data, rows).unwrap();
-    let out = tmp.path().join("run");
-    let o = swift(
-        &[
-            "dpo",
-            "--model",
-            model.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-            "--output-dir",
-            out.to_str().unwrap(),
-            "--max-steps",
-            "1",
-            "--batch-size",
-            "2",
-            "--threads",
-            "2",
-        ],
-        Some(H100),
-    );
-    ok(&o);
-    let err = text(&o.stderr);
-    assert_cpu_plan(&out, &err);
-    assert!(
-        plan_line(&err).contains("(the data's longest; --max-length 2048 is the upper bound)"),
-        "{err}"
+        },
+        &["--batch-size", "2"],
     );
 }
 
