@@ -677,18 +677,26 @@ struct Planned {
     raw: Option<u64>,
 }
 
-/// The block types of the planned matrices, by elements, most first.
-fn matrix_types(plan: &[Planned]) -> Vec<(GgmlType, usize)> {
+/// Elements per block type over `(type, shape)` pairs of matrices (2-D
+/// shapes only), most first.
+fn tally_matrix_types<'a>(
+    tensors: impl Iterator<Item = (GgmlType, &'a [usize])>,
+) -> Vec<(GgmlType, usize)> {
     let mut by: Vec<(GgmlType, usize)> = Vec::new();
-    for p in plan.iter().filter(|p| p.src.shape.len() == 2) {
-        let n: usize = p.src.shape.iter().product();
-        match by.iter_mut().find(|(t, _)| *t == p.ty) {
+    for (ty, shape) in tensors.filter(|(_, s)| s.len() == 2) {
+        let n: usize = shape.iter().product();
+        match by.iter_mut().find(|(t, _)| *t == ty) {
             Some(e) => e.1 += n,
-            None => by.push((p.ty, n)),
+            None => by.push((ty, n)),
         }
     }
     by.sort_by_key(|e| std::cmp::Reverse(e.1));
     by
+}
+
+/// The block types of the planned matrices, by elements, most first.
+fn matrix_types(plan: &[Planned]) -> Vec<(GgmlType, usize)> {
+    tally_matrix_types(plan.iter().map(|p| (p.ty, p.src.shape.as_slice())))
 }
 
 /// The type most matrix elements of the plan have.
@@ -701,15 +709,11 @@ fn main_type(plan: &[Planned]) -> GgmlType {
 
 /// The type most matrix elements of a GGUF file have.
 fn main_type_of(g: &GgufFile) -> Option<GgmlType> {
-    let mut by: Vec<(GgmlType, u64)> = Vec::new();
-    for t in g.tensors.iter().filter(|t| t.shape().len() == 2) {
-        let n: u64 = t.shape().iter().map(|&d| d as u64).product();
-        match by.iter_mut().find(|(ty, _)| *ty == t.dtype) {
-            Some(e) => e.1 += n,
-            None => by.push((t.dtype, n)),
-        }
-    }
-    by.into_iter().max_by_key(|e| e.1).map(|e| e.0)
+    let shapes: Vec<(GgmlType, Vec<usize>)> =
+        g.tensors.iter().map(|t| (t.dtype, t.shape())).collect();
+    tally_matrix_types(shapes.iter().map(|(t, s)| (*t, s.as_slice())))
+        .first()
+        .map(|e| e.0)
 }
 
 fn type_name(t: GgmlType) -> String {
