@@ -469,7 +469,7 @@ impl Model {
         Device::Cpu
     }
 
-    fn embed_rows(&self, ids: &[u32], out: &mut [f32]) -> Result<()> {
+    pub(crate) fn embed_rows(&self, ids: &[u32], out: &mut [f32]) -> Result<()> {
         let h = self.cfg.hidden_size;
         let vocab = self.vocab_size();
         for (&id, o) in ids.iter().zip(out.chunks_exact_mut(h)) {

@@ -3,6 +3,8 @@
 //! from these very numbers, and the trainer takes them from here (never the
 //! other way round), so the estimate and the run cannot drift apart.
 
+use crate::model::config::ModelConfig;
+
 /// Tokens a decoder layer runs at once in the trainer's forward and backward:
 /// the batch goes through each layer in groups of `max(1, LAYER_TOKENS / T)`
 /// sequences, so the working set of one layer (its graph, the attention
@@ -22,4 +24,31 @@ pub const HEAD_CHUNK_FLOATS: usize = 2 << 20;
 /// Token rows per chunk of the fused output head for a vocabulary of `vocab`.
 pub fn head_chunk_rows(vocab: usize) -> usize {
     (HEAD_CHUNK_FLOATS / vocab.max(1)).clamp(8, 1024)
+}
+
+/// f32 values the fused training layer keeps per token of a decoder layer
+/// for its backward: the layer input and the residual after attention, q, k
+/// (and their un-normed copies under Qwen3's per-head norms), v, the
+/// attention output, the MLP's gate and up, two `1 / rms`, and the LoRAs'
+/// low-rank products (counted as 64 values: rank 8 on seven projections).
+pub fn saved_values_per_token(cfg: &ModelConfig) -> usize {
+    let (h, q, kv, i) = (
+        cfg.hidden_size,
+        cfg.q_dim(),
+        cfg.kv_dim(),
+        cfg.intermediate_size,
+    );
+    let qk_norm = if cfg.qk_norm { q + kv } else { 0 };
+    2 * h + 2 * q + 2 * kv + qk_norm + 2 * i + 2 + 64
+}
+
+/// Bytes of kept activations (every layer's, for a backward without
+/// recomputation) the trainer allows itself; above it, it keeps each layer's
+/// input only and recomputes one layer at a time in the backward.
+pub const KEPT_ACTIVATION_BYTES: usize = 384 << 20;
+
+/// Whether the trainer keeps every layer's activations for `tokens` packed
+/// tokens through `layers` layers of `values` f32 per token each.
+pub fn keep_activations(tokens: usize, values: usize, layers: usize) -> bool {
+    tokens * values * layers * 4 <= KEPT_ACTIVATION_BYTES
 }

@@ -392,6 +392,15 @@ impl Objective<PrefItem> for Preference<'_> {
         Ok(build_rows(&self.sequences(items), self.pad_id)?.ids)
     }
 
+    fn lengths(&self, items: &[&PrefItem]) -> Option<Vec<usize>> {
+        Some(
+            self.sequences(items)
+                .iter()
+                .map(|(p, a)| p.len() + a.len())
+                .collect(),
+        )
+    }
+
     fn loss_from_hidden(
         &self,
         model: &Model,

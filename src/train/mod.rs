@@ -26,6 +26,7 @@ pub mod checkpoint;
 pub mod dpo;
 pub mod events;
 pub mod head;
+pub mod layer;
 pub mod lora;
 pub mod optim;
 pub mod plot;
@@ -74,6 +75,11 @@ pub trait Objective<T>: Sync {
     fn weight(&self, items: &[&T]) -> f64;
     /// The token ids `[B, T]` (u32, right-padded) of a micro-batch.
     fn inputs(&self, items: &[&T]) -> Result<Tensor>;
+    /// The real length of each row of [`Objective::inputs`] (the rest is
+    /// padding, whose hidden states the loss never reads); `None`: all `T`.
+    fn lengths(&self, _items: &[&T]) -> Option<Vec<usize>> {
+        None
+    }
     /// The loss from the final (normed) hidden states `[B, T, hidden]` of
     /// [`Objective::inputs`], divided by `denom`.
     fn loss_from_hidden(
@@ -109,13 +115,203 @@ fn ctx_rows(
     })
 }
 
-/// Forward and backward of one micro-batch with per-layer recomputation.
+/// Forward and backward of one micro-batch: gradients of `params` are
+/// added into `grads`. LoRA training runs the fused layers of [`layer`];
+/// anything else (full fine-tuning) the candle graph of
+/// [`forward_backward_graph`]. Both give the same loss and gradients.
+pub fn forward_backward<T>(
+    model: &Model,
+    objective: &dyn Objective<T>,
+    items: &[&T],
+    denom: f64,
+    params: &[Param],
+    grads: &mut [Vec<f32>],
+    dropout_seed: u64,
+) -> Result<LossOut> {
+    match layer::Plan::new(model, params) {
+        Some(plan) => fused_forward_backward(
+            model,
+            &plan,
+            objective,
+            items,
+            denom,
+            grads,
+            dropout_seed,
+            None,
+        ),
+        None => forward_backward_graph(model, objective, items, denom, params, grads, dropout_seed),
+    }
+}
+
+/// Buffers of the fused path, kept across layers and steps.
+#[derive(Default)]
+struct Workspace {
+    saved: Vec<layer::Saved<Vec<f32>>>,
+    /// Layer inputs when the activations are recomputed.
+    inputs: Vec<Vec<f32>>,
+    sc: layer::Scratch<Vec<f32>>,
+    y: Vec<f32>,
+    dy: Vec<f32>,
+    dx: Vec<f32>,
+}
+
+thread_local! {
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
+}
+
+/// The packed rows of a micro-batch and their embeddings.
+fn packed_inputs<T>(
+    model: &Model,
+    objective: &dyn Objective<T>,
+    items: &[&T],
+) -> Result<(Tensor, layer::Packing, Vec<f32>)> {
+    let ids = objective.inputs(items)?;
+    let (b, t) = ids.dims2()?;
+    let lengths = objective.lengths(items).unwrap_or_else(|| vec![t; b]);
+    if lengths.len() != b || lengths.iter().any(|&l| l > t) {
+        bail!("row lengths {lengths:?} do not fit a [{b}, {t}] batch");
+    }
+    let flat: Vec<u32> = ids
+        .to_dtype(candle_core::DType::U32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let pack = layer::Packing::new(&lengths);
+    let mut rows = Vec::with_capacity(pack.rows);
+    for (bi, &l) in lengths.iter().enumerate() {
+        rows.extend_from_slice(&flat[bi * t..bi * t + l]);
+    }
+    let mut x = vec![0f32; pack.rows * model.config().hidden_size];
+    model.embed_rows(&rows, &mut x)?;
+    Ok((ids, pack, x))
+}
+
+/// `[rows, h]` packed rows to a right-padded `[B, T, h]` tensor (zeros at
+/// padding).
+fn unpack(pack: &layer::Packing, x: &[f32], b: usize, t: usize, h: usize) -> Result<Tensor> {
+    let mut out = vec![0f32; b * t * h];
+    for (bi, &(r0, l)) in pack.seqs.iter().enumerate() {
+        out[bi * t * h..(bi * t + l) * h].copy_from_slice(&x[r0 * h..(r0 + l) * h]);
+    }
+    Ok(Tensor::from_vec(out, (b, t, h), &candle_core::Device::Cpu)?)
+}
+
+/// The fused path: layers forward (keeping what their backward needs, or
+/// only their inputs when that would not fit the planner's budget; `keep`
+/// overrides the choice), the head and loss on candle's graph, then the
+/// layers backward.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fused_forward_backward<T>(
+    model: &Model,
+    plan: &layer::Plan,
+    objective: &dyn Objective<T>,
+    items: &[&T],
+    denom: f64,
+    grads: &mut [Vec<f32>],
+    seed: u64,
+    keep: Option<bool>,
+) -> Result<LossOut> {
+    let (ids, pack, x0) = packed_inputs(model, objective, items)?;
+    let (b, t) = ids.dims2()?;
+    let dims = plan.dims;
+    let h = dims.hidden;
+    let n = plan.layers.len();
+    let k = layer::cpu::Cpu::new(model.inv_freq(), pack.max_len());
+    let keep = keep.unwrap_or_else(|| {
+        crate::planner::chunks::keep_activations(pack.rows, layer::saved_floats_per_row(model), n)
+    });
+    WORKSPACE.with(|ws| -> Result<LossOut> {
+        let ws = &mut *ws.borrow_mut();
+        ws.saved
+            .resize_with(if keep { n.max(1) } else { 1 }, Default::default);
+        ws.saved.truncate(if keep { n.max(1) } else { 1 });
+        if keep {
+            ws.inputs.clear();
+        } else {
+            ws.inputs.resize_with(n, Vec::new);
+        }
+        let slot = |l: usize| if keep { l } else { 0 };
+        // Forward.
+        let mut x0 = x0;
+        for l in 0..n {
+            let s = &mut ws.saved[slot(l)];
+            if keep {
+                std::mem::swap(&mut s.x, &mut x0);
+            } else {
+                ws.inputs[l].clear();
+                ws.inputs[l].extend_from_slice(&x0);
+                std::mem::swap(&mut s.x, &mut x0);
+            }
+            layer::forward(
+                &k,
+                &dims,
+                &plan.layers[l],
+                &pack,
+                Some(seed),
+                s,
+                &mut ws.sc,
+                &mut ws.y,
+            )?;
+            // The output becomes the next input; x0 takes an old buffer back.
+            std::mem::swap(&mut x0, &mut ws.y);
+        }
+        // Head and loss.
+        let hv = candle_core::Var::from_tensor(&unpack(&pack, &x0, b, t, h)?)?;
+        let hn = model.train_final_norm(hv.as_tensor())?;
+        let out = objective.loss_from_hidden(model, items, &hn, denom, true)?;
+        let gs = out.loss.backward()?;
+        let Some(g) = gs.get(hv.as_tensor()) else {
+            return Ok(out);
+        };
+        let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
+        drop(gs);
+        ws.dy.resize(pack.rows * h, 0.0);
+        for (bi, &(r0, l)) in pack.seqs.iter().enumerate() {
+            ws.dy[r0 * h..(r0 + l) * h].copy_from_slice(&g[bi * t * h..(bi * t + l) * h]);
+        }
+        // Layers, last first.
+        for l in (0..n).rev() {
+            let s = &mut ws.saved[slot(l)];
+            if !keep {
+                s.x.clear();
+                s.x.extend_from_slice(&ws.inputs[l]);
+                layer::forward(
+                    &k,
+                    &dims,
+                    &plan.layers[l],
+                    &pack,
+                    Some(seed),
+                    s,
+                    &mut ws.sc,
+                    &mut ws.y,
+                )?;
+            }
+            let s = &ws.saved[slot(l)];
+            layer::backward(
+                &k,
+                &dims,
+                &plan.layers[l],
+                &pack,
+                seed,
+                s,
+                &mut ws.sc,
+                &ws.dy,
+                &mut ws.dx,
+                grads,
+            )?;
+            std::mem::swap(&mut ws.dy, &mut ws.dx);
+        }
+        Ok(out)
+    })
+}
+
+/// Forward and backward of one micro-batch on candle's graph, with per-layer
+/// recomputation.
 /// Gradients of `params` are added into `grads`; dropout masks of layer `l`,
 /// sequence group `k` come from `mix(dropout_seed, l, k)` in both passes, so
 /// the recomputed layer is the one the loss saw. Each layer runs a group of
 /// sequences at a time ([`layer_group`]); the head runs fused with the loss
 /// (see [`head`]) when the objective uses it.
-pub fn forward_backward<T>(
+pub fn forward_backward_graph<T>(
     model: &Model,
     objective: &dyn Objective<T>,
     items: &[&T],
@@ -230,8 +426,33 @@ fn linear_with_f32(t: &Tensor, f: impl FnOnce(&[f32])) -> Result<()> {
     }
 }
 
-/// The final hidden states without keeping any graph (evaluation).
+/// The final hidden states without keeping any graph (evaluation, DPO's
+/// reference model): the fused layers' forward when they cover the model.
 pub fn hidden_no_grad(model: &Model, ids: &Tensor) -> Result<Tensor> {
+    if let Some(plan) = layer::Plan::new(model, &[]) {
+        let (b, t) = ids.dims2()?;
+        let flat: Vec<u32> = ids
+            .to_dtype(candle_core::DType::U32)?
+            .flatten_all()?
+            .to_vec1()?;
+        let pack = layer::Packing::new(&vec![t; b]);
+        let h = plan.dims.hidden;
+        let mut x = vec![0f32; pack.rows * h];
+        model.embed_rows(&flat, &mut x)?;
+        let k = layer::cpu::Cpu::new(model.inv_freq(), pack.max_len());
+        let (mut s, mut sc, mut y) = (
+            layer::Saved::default(),
+            layer::Scratch::default(),
+            Vec::new(),
+        );
+        for l in &plan.layers {
+            s.x = x;
+            layer::forward(&k, &plan.dims, l, &pack, None, &mut s, &mut sc, &mut y)?;
+            x = std::mem::take(&mut y);
+        }
+        let x = Tensor::from_vec(x, (b, t, h), &candle_core::Device::Cpu)?;
+        return Ok(model.train_final_norm(&x)?.detach());
+    }
     let (mut x, ctx) = model.train_embed(ids, None)?;
     x = x.detach();
     for i in 0..model.layers.len() {

@@ -101,6 +101,10 @@ impl Objective<Sample> for CrossEntropy {
         Ok(collate(items, self.pad_id)?.ids)
     }
 
+    fn lengths(&self, items: &[&Sample]) -> Option<Vec<usize>> {
+        Some(items.iter().map(|s| s.input_ids.len()).collect())
+    }
+
     fn loss_from_hidden(
         &self,
         model: &Model,
