@@ -42,13 +42,15 @@ pub fn saved_values_per_token(cfg: &ModelConfig) -> usize {
     2 * h + 2 * q + 2 * kv + qk_norm + 2 * i + 2 + 64
 }
 
-/// Bytes of kept activations (every layer's, for a backward without
-/// recomputation) the trainer allows itself; above it, it keeps each layer's
-/// input only and recomputes one layer at a time in the backward.
+/// Bytes of kept activations (layers whose backward then needs no
+/// recomputation) the trainer allows itself per micro-batch.
 pub const KEPT_ACTIVATION_BYTES: usize = 384 << 20;
 
-/// Whether the trainer keeps every layer's activations for `tokens` packed
-/// tokens through `layers` layers of `values` f32 per token each.
-pub fn keep_activations(tokens: usize, values: usize, layers: usize) -> bool {
-    tokens * values * layers * 4 <= KEPT_ACTIVATION_BYTES
+/// How many layers (the first ones) keep their activations for `tokens`
+/// packed tokens at `values` f32 per token: as many as fit
+/// [`KEPT_ACTIVATION_BYTES`]. The others keep their input only and are
+/// recomputed, one at a time, in the backward; so memory grows with the
+/// batch up to the budget, and the work by one layer forward per layer over it.
+pub fn kept_layers(tokens: usize, values: usize, layers: usize) -> usize {
+    (KEPT_ACTIVATION_BYTES / (tokens * values * 4).max(1)).min(layers)
 }

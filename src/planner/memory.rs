@@ -578,22 +578,35 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
     let tokens = (seqs * t) as f64;
     let h = cfg.hidden_size as f64;
     let v = cfg.vocab_size as f64;
-    // Every layer's input plus the hidden states of the head, and the output
-    // of the layer being assembled from its groups.
-    let inputs = (layers + 2.0) * tokens * h * 4.0;
-    let group = super::chunks::layer_group(seqs, t);
-    let per_token = candle_layer_values_per_token(cfg, job, t) * 4.0 * CANDLE_BACKWARD_FACTOR;
-    let layer = per_token * (group * t) as f64;
-    comps.push(Component {
-        name: "activations",
-        bytes: (inputs + layer) as u64,
-        kind: Kind::Transient,
-        detail: format!(
-            "{} layer inputs + 2 x {tokens} tokens x 4 B, and 1 layer recomputed for {group} of {seqs} sequences at a time ({:.0} KiB/token)",
-            cfg.num_hidden_layers,
-            per_token / 1024.0
-        ),
-    });
+    let (acts, layer) = if is_lora {
+        fused_activations(cfg, job, seqs, t)
+    } else {
+        // Every layer's input plus the hidden states of the head, and the
+        // output of the layer being assembled from its groups.
+        let inputs = (layers + 2.0) * tokens * h * 4.0;
+        let group = super::chunks::layer_group(seqs, t);
+        let per_token = candle_layer_values_per_token(cfg, job, t) * 4.0 * CANDLE_BACKWARD_FACTOR;
+        let layer = per_token * (group * t) as f64;
+        comps.push(Component {
+            name: "activations",
+            bytes: (inputs + layer) as u64,
+            kind: Kind::Transient,
+            detail: format!(
+                "{} layer inputs + 2 x {tokens} tokens x 4 B, and 1 layer recomputed for {group} of {seqs} sequences at a time ({:.0} KiB/token)",
+                cfg.num_hidden_layers,
+                per_token / 1024.0
+            ),
+        });
+        (inputs, layer)
+    };
+    if is_lora {
+        comps.push(Component {
+            name: "activations",
+            bytes: (acts + layer) as u64,
+            kind: Kind::Transient,
+            detail: fused_detail(cfg, seqs, t),
+        });
+    }
     // The fused head holds a chunk of rows of logits, its softmax and their
     // product with the weight, and a few hidden-size tensors of the batch;
     // a trainable head (full tuning) takes the plain path.
@@ -621,9 +634,9 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
         name: "logits + loss",
         bytes: head as u64,
         kind: Kind::Transient,
-        detail: format!("{detail}; not alive with the layer recompute"),
+        detail: format!("{detail}; not alive with the layer's backward"),
     });
-    let transient = inputs + layer.max(head);
+    let transient = acts + layer.max(head);
     let persistent: f64 = comps
         .iter()
         .filter(|c| c.kind == Kind::Persistent)
@@ -647,6 +660,58 @@ pub fn candle_training(cfg: &ModelConfig, job: &Job) -> Estimate {
         trainable_params: trainable as u64,
         total_params,
     }
+}
+
+/// The fused LoRA layers' activations (see `train::layer`): what every
+/// layer keeps for its backward when that fits the trainer's budget
+/// ([`super::chunks::kept_layers`]), the other layers' inputs and one
+/// layer's; and, apart, the working buffers of the layer being run (normed
+/// rows, gradients of each projection, two `T x T` attention blocks per
+/// thread, a frozen quantized weight expanded to f32).
+fn fused_activations(cfg: &ModelConfig, job: &Job, seqs: usize, t: usize) -> (f64, f64) {
+    let tokens = (seqs * t) as f64;
+    let layers = cfg.num_hidden_layers;
+    let (h, i) = (cfg.hidden_size as f64, cfg.intermediate_size as f64);
+    let (q, kv) = (cfg.q_dim() as f64, cfg.kv_dim() as f64);
+    let per = super::chunks::saved_values_per_token(cfg);
+    let keep = super::chunks::kept_layers(seqs * t, per, layers);
+    let recomputed = layers - keep;
+    let kept = tokens * (keep * per) as f64 * 4.0
+        + if recomputed > 0 {
+            tokens * (recomputed as f64 * h + per as f64) * 4.0
+        } else {
+            0.0
+        };
+    let dequant = match job.quant {
+        Quant::None => 0.0,
+        _ => cfg
+            .layer_linears()
+            .iter()
+            .map(|l| (l.in_features * l.out_features) as f64 * 4.0)
+            .fold(0.0, f64::max),
+    };
+    let working = tokens * (4.0 * h + 3.0 * i + 2.0 * q + 2.0 * kv) * 4.0
+        + 2.0 * 2.0 * (t * t) as f64 * 4.0
+        + dequant;
+    // The final hidden states and their gradient as `[B, T, hidden]` tensors.
+    (kept + 2.0 * tokens * h * 4.0, working)
+}
+
+fn fused_detail(cfg: &ModelConfig, seqs: usize, t: usize) -> String {
+    let per = super::chunks::saved_values_per_token(cfg);
+    let layers = cfg.num_hidden_layers;
+    let keep = super::chunks::kept_layers(seqs * t, per, layers);
+    let mut d = format!(
+        "fused layers: {per} values x {keep} layers x {} tokens x 4 B kept for the backward",
+        seqs * t
+    );
+    if keep < layers {
+        d += &format!(
+            ", {} more layers' inputs (recomputed in the backward)",
+            layers - keep
+        );
+    }
+    d + ", and one layer's working buffers"
 }
 
 /// Estimate the peak memory of `job` on one device for a model with `cfg`.
@@ -1123,11 +1188,21 @@ mod tests {
         assert_eq!(bytes(&e, "weights"), 1272 * 4);
         assert_eq!(bytes(&e, "gradients"), 112 * 4);
         assert_eq!(bytes(&e, "optimizer"), 112 * 8);
-        // Layer inputs (2 layers + embedding + head) x 10 tokens x 8 x 4 B,
-        // then one layer's working set for the 2 sequences at once.
-        let per_token = candle_layer_values_per_token(&c, &job, 5) * 4.0 * CANDLE_BACKWARD_FACTOR;
-        let acts = 4 * 10 * 8 * 4 + (per_token * 10.0) as u64;
+        // The fused LoRA layers keep, per token and layer, 2h + 2q + 2kv +
+        // 2i + 2 + 64 = 138 values (both layers fit the budget), plus the
+        // final hidden states and their gradient; the layer being run works
+        // in 10 x (4h + 3i + 2q + 2kv) = 10 x 104 values and two 5 x 5
+        // attention blocks per thread.
+        let acts = 10 * 138 * 2 * 4 + 2 * 10 * 8 * 4 + 10 * 104 * 4 + 2 * 2 * 25 * 4;
         assert_eq!(bytes(&e, "activations"), acts);
+        // Full tuning runs candle's graph: layer inputs (2 layers +
+        // embedding + head) x 10 tokens x 8 x 4 B, then one layer's working
+        // set for the 2 sequences at once.
+        let mut full = job.clone();
+        full.method = Method::Full;
+        let per_token = candle_layer_values_per_token(&c, &full, 5) * 4.0 * CANDLE_BACKWARD_FACTOR;
+        let acts = 4 * 10 * 8 * 4 + (per_token * 10.0) as u64;
+        assert_eq!(bytes(&estimate(&c, &full), "activations"), acts);
         // No CUDA context; the process baseline instead.
         assert!(e.get("overhead").unwrap().bytes as f64 >= CANDLE_RUNTIME_BYTES);
         // NF4 as our loader stores it: 4-bit codes + an f32 scale per 64.

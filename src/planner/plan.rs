@@ -477,19 +477,26 @@ mod tests {
             "{}",
             p.reason
         );
-        // On a machine too small for LoRA, the same request is QLoRA, and
-        // the reason names both numbers.
-        let lora = plan(
-            &cfg,
-            &cpu(budget),
-            budget,
-            &Request {
-                method: Some(Method::Lora),
-                batch_size: Some(1),
-                ..req.clone()
-            },
-        );
-        let small = lora.estimate.total_bytes * 9 / 10;
+        // On a machine too small for LoRA at any batch size, the same
+        // request is QLoRA, and the reason names both numbers.
+        let lora = (1..=8)
+            .map(|b| {
+                plan(
+                    &cfg,
+                    &cpu(budget),
+                    budget,
+                    &Request {
+                        method: Some(Method::Lora),
+                        batch_size: Some(b),
+                        ..req.clone()
+                    },
+                )
+                .estimate
+                .total_bytes
+            })
+            .min()
+            .unwrap();
+        let small = lora * 9 / 10;
         let q = plan(&cfg, &cpu(small), small, &req);
         assert_eq!(q.job.method, Method::Qlora, "{}", q.reason);
         assert!(q.reason.starts_with("LoRA needs"), "{}", q.reason);

@@ -196,9 +196,9 @@ fn unpack(pack: &layer::Packing, x: &[f32], b: usize, t: usize, h: usize) -> Res
 }
 
 /// The fused path: layers forward (keeping what their backward needs, or
-/// only their inputs when that would not fit the planner's budget; `keep`
-/// overrides the choice), the head and loss on candle's graph, then the
-/// layers backward.
+/// only their inputs past the planner's budget; `keep`, the number of layers
+/// that keep theirs, overrides it), the head and loss on candle's graph, then
+/// the layers backward.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fused_forward_backward<T>(
     model: &Model,
@@ -208,7 +208,7 @@ pub(crate) fn fused_forward_backward<T>(
     denom: f64,
     grads: &mut [Vec<f32>],
     seed: u64,
-    keep: Option<bool>,
+    keep: Option<usize>,
 ) -> Result<LossOut> {
     let (ids, pack, x0) = packed_inputs(model, objective, items)?;
     let (b, t) = ids.dims2()?;
@@ -216,31 +216,31 @@ pub(crate) fn fused_forward_backward<T>(
     let h = dims.hidden;
     let n = plan.layers.len();
     let k = layer::cpu::Cpu::new(model.inv_freq(), pack.max_len());
-    let keep = keep.unwrap_or_else(|| {
-        crate::planner::chunks::keep_activations(pack.rows, layer::saved_floats_per_row(model), n)
-    });
+    // The first `keep` layers keep their activations; the others keep their
+    // input and are recomputed in the backward, through one shared slot.
+    let keep = match keep {
+        Some(k) => k.min(n),
+        None => {
+            crate::planner::chunks::kept_layers(pack.rows, layer::saved_floats_per_row(model), n)
+        }
+    };
     WORKSPACE.with(|ws| -> Result<LossOut> {
         let ws = &mut *ws.borrow_mut();
-        ws.saved
-            .resize_with(if keep { n.max(1) } else { 1 }, Default::default);
-        ws.saved.truncate(if keep { n.max(1) } else { 1 });
-        if keep {
-            ws.inputs.clear();
-        } else {
-            ws.inputs.resize_with(n, Vec::new);
-        }
-        let slot = |l: usize| if keep { l } else { 0 };
+        let slots = if keep < n { keep + 1 } else { n.max(1) };
+        ws.saved.resize_with(slots, Default::default);
+        ws.saved.truncate(slots);
+        ws.inputs.resize_with(n - keep, Vec::new);
+        let slot = |l: usize| l.min(keep);
         // Forward.
         let mut x0 = x0;
         for l in 0..n {
             let s = &mut ws.saved[slot(l)];
-            if keep {
-                std::mem::swap(&mut s.x, &mut x0);
-            } else {
-                ws.inputs[l].clear();
-                ws.inputs[l].extend_from_slice(&x0);
-                std::mem::swap(&mut s.x, &mut x0);
+            if l >= keep {
+                let input = &mut ws.inputs[l - keep];
+                input.clear();
+                input.extend_from_slice(&x0);
             }
+            std::mem::swap(&mut s.x, &mut x0);
             layer::forward(
                 &k,
                 &dims,
@@ -270,10 +270,10 @@ pub(crate) fn fused_forward_backward<T>(
         }
         // Layers, last first.
         for l in (0..n).rev() {
-            let s = &mut ws.saved[slot(l)];
-            if !keep {
+            if l >= keep {
+                let s = &mut ws.saved[slot(l)];
                 s.x.clear();
-                s.x.extend_from_slice(&ws.inputs[l]);
+                s.x.extend_from_slice(&ws.inputs[l - keep]);
                 layer::forward(
                     &k,
                     &dims,
@@ -285,14 +285,13 @@ pub(crate) fn fused_forward_backward<T>(
                     &mut ws.y,
                 )?;
             }
-            let s = &ws.saved[slot(l)];
             layer::backward(
                 &k,
                 &dims,
                 &plan.layers[l],
                 &pack,
                 seed,
-                s,
+                &ws.saved[slot(l)],
                 &mut ws.sc,
                 &ws.dy,
                 &mut ws.dx,

@@ -123,7 +123,7 @@ fn fused_layers_equal_the_candle_graph_on_every_architecture() {
 
 #[test]
 fn activations_kept_or_recomputed_give_the_same_gradients() {
-    // Over the planner's budget the trainer keeps only each layer's input and
+    // Past the planner's budget the trainer keeps only a layer's input and
     // recomputes the layer (dropout masks included) in the backward: the
     // same numbers as keeping everything.
     let (_d, m, params) = lora_model("qwen3", None, 0.1);
@@ -132,25 +132,25 @@ fn activations_kept_or_recomputed_give_the_same_gradients() {
     let items: Vec<&Sample> = data.iter().collect();
     let denom = obj.weight(&items);
     let plan = Plan::new(&m, &params).unwrap();
-    let run = |keep: bool| {
+    let run = |keep: usize| {
         let mut g = zeros(&params);
         let o =
             fused_forward_backward(&m, &plan, &obj, &items, denom, &mut g, 9, Some(keep)).unwrap();
         (scalar(&o.loss), g)
     };
-    let (lk, gk) = run(true);
-    let (lr, gr) = run(false);
-    assert_eq!(lk, lr);
-    assert_eq!(gk, gr);
+    // All layers kept, the first only, none.
+    let (lk, gk) = run(m.layers.len());
     assert!(gk.iter().all(|g| g.iter().any(|v| *v != 0.0)));
+    for keep in [1, 0] {
+        let (lr, gr) = run(keep);
+        assert_eq!(lk, lr, "keep {keep}");
+        assert_eq!(gk, gr, "keep {keep}");
+    }
     // The budget: a few hundred tokens of SmolLM2 keep everything, a long
     // batch recomputes.
     let per = super::saved_floats_per_row(&m);
-    assert!(crate::planner::chunks::keep_activations(
-        30,
-        per,
-        m.layers.len()
-    ));
+    let layers = m.layers.len();
+    assert_eq!(crate::planner::chunks::kept_layers(30, per, layers), layers);
     let cfg = crate::model::config::ModelConfig::from_json(&serde_json::json!({
             "architectures": ["LlamaForCausalLM"], "model_type": "llama",
             "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
@@ -159,8 +159,10 @@ fn activations_kept_or_recomputed_give_the_same_gradients() {
     }))
     .unwrap();
     let per = crate::planner::chunks::saved_values_per_token(&cfg);
-    assert!(crate::planner::chunks::keep_activations(4 * 64, per, 30));
-    assert!(!crate::planner::chunks::keep_activations(4 * 1024, per, 30));
+    assert_eq!(crate::planner::chunks::kept_layers(4 * 64, per, 30), 30);
+    let long = crate::planner::chunks::kept_layers(4 * 1024, per, 30);
+    assert!((1..30).contains(&long), "{long}");
+    assert_eq!(crate::planner::chunks::kept_layers(64 * 1024, per, 30), 0);
 }
 
 #[test]
