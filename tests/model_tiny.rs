@@ -1,7 +1,10 @@
 //! Tiny random models of every architecture: loading, forward, batching with
 //! left padding, KV-cache decode, LoRA, the candle (training) forward, export.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
+use common::max_diff;
 use swift::model::testing::{write_tiny_model, TINY_ARCHS};
 use swift::model::{KvCache, LoadOptions, Model};
 
@@ -10,14 +13,6 @@ fn load(arch: &str, seed: u64) -> (tempfile::TempDir, Model) {
     write_tiny_model(dir.path(), arch, seed).unwrap();
     let m = Model::load(dir.path(), &LoadOptions::default()).unwrap();
     (dir, m)
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 const PROMPT: [u32; 9] = [10, 200, 37, 268, 99, 4, 150, 271, 7];

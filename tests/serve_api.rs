@@ -2,6 +2,7 @@
 //! not, logprobs, stop strings, every error case, adapters, 16 concurrent
 //! clients, shutdown by signal. The real binary on a free loopback port.
 
+mod common;
 mod serve_support;
 
 use serde_json::{json, Value};

@@ -1,24 +1,15 @@
 //! Shared by the `serve_*` tests: start the real binary on a free loopback
-//! port, talk HTTP to it, read SSE streams, write tiny adapters.
+//! port, talk HTTP to it, read SSE streams, write tiny adapters. A test file
+//! that uses it declares `mod common;` too.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use serde_json::Value;
 
-/// The SmolLM2 test model (fails with the fix when it is missing).
-pub fn smollm() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh",
-        p.display()
-    );
-    p
-}
+use crate::common::{ok_json, swift_cmd};
 
 /// A running `swift infer --serve`.
 pub struct Server {
@@ -34,14 +25,11 @@ impl Server {
     }
 
     pub fn start_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swift"));
+        let mut cmd = swift_cmd();
         cmd.args(["infer", "--model"])
             .arg(model)
             .args(["--serve", "--port", "0"])
             .args(extra)
-            .env("NO_COLOR", "1")
-            .env_remove("SWIFT_API_KEY")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -261,16 +249,12 @@ pub fn write_adapter(m: &swift::model::Model, dir: &Path, seed: u64) {
 
 /// `swift infer --json` (the terminal path) for comparison.
 pub fn infer_json(model: &Path, args: &[&str]) -> Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
+    let o = swift_cmd()
         .args(["infer", "--model"])
         .arg(model)
         .args(args)
         .arg("--json")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "swift infer failed: {err}");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
+    ok_json(&o)
 }
