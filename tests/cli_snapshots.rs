@@ -14,7 +14,7 @@ use std::path::Path;
 
 use common::{
     ok, ok_json, redact, s, stderr, stdout, swift, swift_cmd, tiny_chat_data, tiny_model,
-    tiny_pairs,
+    tiny_pairs, train_args,
 };
 use serde_json::Value;
 
@@ -174,14 +174,8 @@ const TRAINING: &[&str] = &[
 ];
 
 fn one_step(command: &str, model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Value {
-    let mut args = vec![
-        command,
-        "--model",
-        s(model),
-        "--dataset",
-        s(data),
-        "--output-dir",
-        s(out),
+    let mut args = train_args(command, model, data, out);
+    args.extend([
         "--batch-size",
         "2",
         "--max-steps",
@@ -189,7 +183,7 @@ fn one_step(command: &str, model: &Path, data: &Path, out: &Path, extra: &[&str]
         "--threads",
         "2",
         "--json",
-    ];
+    ]);
     args.extend_from_slice(extra);
     ok_json(&swift(&args))
 }

@@ -7,7 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{root, smollm2, swift_cmd, tiny_chat_data, tiny_model, tiny_pairs, training_log};
+use common::{
+    root, smollm2, swift_cmd, tiny_chat_data, tiny_model, tiny_pairs, train_args, training_log,
+};
 
 use swift::model::{LoadOptions, Model};
 use swift::tokenizer::Tokenizer;
@@ -32,12 +34,7 @@ fn dpo_run_raises_accuracy_and_margin_and_the_adapter_prefers_the_chosen_style()
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = swift_cmd()
-        .args(["dpo", "--model"])
-        .arg(&model)
-        .arg("--dataset")
-        .arg(fixture())
-        .arg("--output-dir")
-        .arg(&out)
+        .args(train_args("dpo", &model, &fixture(), &out))
         .args([
             "--rlhf-type",
             "dpo",
@@ -132,12 +129,7 @@ fn dpo_rejects_kto_rows_without_kto_and_bad_flags() {
     )
     .unwrap();
     let o = swift_cmd()
-        .args(["dpo", "--model"])
-        .arg(&model)
-        .arg("--dataset")
-        .arg(&data)
-        .arg("--output-dir")
-        .arg(dir.path().join("o"))
+        .args(train_args("dpo", &model, &data, &dir.path().join("o")))
         .output()
         .unwrap();
     assert_eq!(
@@ -193,12 +185,7 @@ const DEFAULTS: [(&str, &str); 8] = [
 
 fn dpo(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
     let o = swift_cmd()
-        .args(["dpo", "--model"])
-        .arg(model)
-        .arg("--dataset")
-        .arg(data)
-        .arg("--output-dir")
-        .arg(out)
+        .args(train_args("dpo", model, data, out))
         .args(
             DEFAULTS
                 .iter()
@@ -308,13 +295,10 @@ fn adapter_starts_the_policy_and_ref_adapter_sets_the_reference() {
     let sft_data = tiny_chat_data(dir.path(), 8);
     let sft = dir.path().join("sft");
     let o = swift_cmd()
-        .args(["finetune", "--method", "lora", "--model"])
-        .arg(&model)
-        .arg("--dataset")
-        .arg(&sft_data)
-        .arg("--output-dir")
-        .arg(&sft)
+        .args(train_args("finetune", &model, &sft_data, &sft))
         .args([
+            "--method",
+            "lora",
             "--batch-size",
             "4",
             "--max-steps",

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use common::{
     ok, root, s, smollm2, smollm2_tokenizer, swift, swift_cmd, tiny_chat_data, tiny_model,
-    training_log,
+    train_args, training_log,
 };
 
 fn fixture() -> PathBuf {
@@ -208,14 +208,8 @@ fn ctrl_c_writes_a_checkpoint_exits_130_and_latest_resumes() {
     let data = tiny_chat_data(tmp.path(), 24);
     let out = tmp.path().join("run");
     let child = swift_cmd()
+        .args(train_args("finetune", &model, &data, &out))
         .args([
-            "finetune",
-            "--model",
-            s(&model),
-            "--dataset",
-            s(&data),
-            "--output-dir",
-            s(&out),
             "--batch-size",
             "2",
             "--max-steps",
@@ -307,14 +301,8 @@ fn full_tuning_writes_an_hf_folder_that_infer_loads() {
     let model = tiny_model(tmp.path(), "qwen2-tied");
     let data = tiny_chat_data(tmp.path(), 24);
     let out = tmp.path().join("run");
-    let r = swift(&[
-        "finetune",
-        "--model",
-        s(&model),
-        "--dataset",
-        s(&data),
-        "--output-dir",
-        s(&out),
+    let mut args = train_args("finetune", &model, &data, &out);
+    args.extend([
         "--tuner",
         "full",
         "--batch-size",
@@ -326,6 +314,7 @@ fn full_tuning_writes_an_hf_folder_that_infer_loads() {
         "--logging-steps",
         "1",
     ]);
+    let r = swift(&args);
     ok(&r);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.contains("plan: full"), "{stderr}");
@@ -382,16 +371,10 @@ fn lora_nf4_qlora_and_gguf_qlora_lower_the_loss_alike() {
     let data = fixture();
     let run = |name: &str, model: &Path, extra: &[&str]| -> (Vec<(u64, f64)>, String, PathBuf) {
         let out = tmp.path().join(name);
-        let mut args = vec![
-            "finetune",
-            "--model",
-            s(model),
+        let mut args = train_args("finetune", model, &data, &out);
+        args.extend([
             "--system",
             SYSTEM,
-            "--dataset",
-            s(&data),
-            "--output-dir",
-            s(&out),
             "--batch-size",
             "2",
             "--max-steps",
@@ -406,7 +389,7 @@ fn lora_nf4_qlora_and_gguf_qlora_lower_the_loss_alike() {
             "0",
             "--threads",
             "2",
-        ];
+        ]);
         args.extend(extra);
         let r = swift(&args);
         ok(&r);

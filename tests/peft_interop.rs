@@ -15,7 +15,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ok, python_has, read_json, root, s, swift_cmd, tiny_chat_data, tiny_model};
+use common::{
+    ok, python_has, read_json, root, s, swift_cmd, tiny_chat_data, tiny_model, train_args,
+};
 
 /// `swift ARGS`, which must succeed.
 fn swift(args: &[&str]) {
@@ -42,14 +44,8 @@ fn peft_loads_swift_adapters_without_a_warning() {
     ]);
     let train = |name: &str, base: &Path, extra: &[&str]| -> PathBuf {
         let out = tmp.path().join(name);
-        let mut args = vec![
-            "finetune",
-            "--model",
-            s(base),
-            "--dataset",
-            s(&data),
-            "--output-dir",
-            s(&out),
+        let mut args = train_args("finetune", base, &data, &out);
+        args.extend([
             "--batch-size",
             "2",
             "--max-steps",
@@ -60,7 +56,7 @@ fn peft_loads_swift_adapters_without_a_warning() {
             "0",
             "--threads",
             "2",
-        ];
+        ]);
         args.extend_from_slice(extra);
         swift(&args);
         out

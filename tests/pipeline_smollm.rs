@@ -12,40 +12,35 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{read_json, root, s, smollm2, swift_cmd, text};
+use common::{read_json, root, s, smollm2, swift_cmd, text, train_args};
 use serde_json::Value;
 
 /// `swift finetune` on the bananas fixture: short samples, a high learning
 /// rate, `steps` steps of batch 2, then the pipeline flags in `extra`.
 fn job(out: &Path, steps: usize, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "finetune",
-        "--model",
-        s(&smollm2()),
-        "--dataset",
-        s(&root().join("fixtures/train/bananas.jsonl")),
-        "--output-dir",
-        s(out),
-        "--batch-size",
-        "2",
-        "--gradient-accumulation-steps",
-        "1",
-        "--max-steps",
-        &steps.to_string(),
-        "--max-length",
-        "96",
-        "--learning-rate",
-        "1e-3",
-        "--warmup-steps",
-        "2",
-        "--logging-steps",
-        "1",
-        "--threads",
-        "2",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let (model, data) = (smollm2(), root().join("fixtures/train/bananas.jsonl"));
+    let mut v: Vec<String> = train_args("finetune", &model, &data, out)
+        .into_iter()
+        .chain([
+            "--batch-size",
+            "2",
+            "--gradient-accumulation-steps",
+            "1",
+            "--max-steps",
+            &steps.to_string(),
+            "--max-length",
+            "96",
+            "--learning-rate",
+            "1e-3",
+            "--warmup-steps",
+            "2",
+            "--logging-steps",
+            "1",
+            "--threads",
+            "2",
+        ])
+        .map(|a| a.to_string())
+        .collect();
     v.extend(extra.iter().map(|a| a.to_string()));
     v
 }

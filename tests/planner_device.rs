@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{ok, read_json, swift_cmd, text, tiny_chat_data, tiny_model, tiny_pairs};
+use common::{ok, read_json, swift_cmd, text, tiny_chat_data, tiny_model, tiny_pairs, train_args};
 use serde_json::Value;
 
 /// An 80 GiB H100 with 81,000 MiB free, as nvidia-smi would list it.
@@ -54,19 +54,8 @@ fn one_step_beside_an_h100(command: &str, data: fn(&Path) -> PathBuf, extra: &[&
     let model = tiny_model(tmp.path(), "llama");
     let data = data(tmp.path());
     let out = tmp.path().join("run");
-    let mut args = vec![
-        command,
-        "--model",
-        model.to_str().unwrap(),
-        "--dataset",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--max-steps",
-        "1",
-        "--threads",
-        "2",
-    ];
+    let mut args = train_args(command, &model, &data, &out);
+    args.extend(["--max-steps", "1", "--threads", "2"]);
     args.extend_from_slice(extra);
     let o = swift(&args, Some(H100));
     ok(&o);

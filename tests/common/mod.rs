@@ -141,6 +141,25 @@ pub fn ok_json(o: &Output) -> Value {
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&o.stdout)))
 }
 
+/// The start of a training run's command line (`finetune` or `dpo`):
+/// `COMMAND --model M --dataset D --output-dir OUT`; the caller adds the rest.
+pub fn train_args<'a>(
+    command: &'a str,
+    model: &'a Path,
+    data: &'a Path,
+    out: &'a Path,
+) -> Vec<&'a str> {
+    vec![
+        command,
+        "--model",
+        s(model),
+        "--dataset",
+        s(data),
+        "--output-dir",
+        s(out),
+    ]
+}
+
 /// Every record of a training run's `logging.jsonl`.
 pub fn training_log(dir: &Path) -> Vec<Value> {
     let p = dir.join("logging.jsonl");
