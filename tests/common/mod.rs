@@ -103,6 +103,59 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// A PEFT adapter for a loaded model in `dir`: rank 2 on the q, v and down
+/// projections, `lora_alpha` `alpha`, A and B uniform in +-`scale`/2 from
+/// `seed` (B zero with `b_zero`: then the adapter changes nothing).
+pub fn write_adapter(
+    m: &swift::model::Model,
+    dir: &Path,
+    scale: f32,
+    alpha: u32,
+    b_zero: bool,
+    seed: u64,
+) {
+    use candle_core::{DType, Device, Tensor};
+    use swift::model::export::{write_safetensors, RawTensor};
+    std::fs::create_dir_all(dir).unwrap();
+    let r = 2;
+    let mut s = seed;
+    let mut rnd = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+            })
+            .collect()
+    };
+    let mut ts = Vec::new();
+    for (i, layer) in m.layers.iter().enumerate() {
+        for (group, module) in [
+            ("self_attn", "q_proj"),
+            ("self_attn", "v_proj"),
+            ("mlp", "down_proj"),
+        ] {
+            let l = layer.linear(module).unwrap();
+            let (n_in, n_out) = (l.in_features(), l.out_features());
+            let a = Tensor::from_vec(rnd(r * n_in), (r, n_in), &Device::Cpu).unwrap();
+            let b = if b_zero {
+                Tensor::zeros((n_out, r), DType::F32, &Device::Cpu).unwrap()
+            } else {
+                Tensor::from_vec(rnd(r * n_out), (n_out, r), &Device::Cpu).unwrap()
+            };
+            let p = format!("base_model.model.model.layers.{i}.{group}.{module}");
+            ts.push(RawTensor::f32(&format!("{p}.lora_A.weight"), &a).unwrap());
+            ts.push(RawTensor::f32(&format!("{p}.lora_B.weight"), &b).unwrap());
+        }
+    }
+    write_safetensors(&dir.join("adapter_model.safetensors"), &ts).unwrap();
+    let cfg = serde_json::json!({"peft_type": "LORA", "r": r, "lora_alpha": alpha,
+        "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj", "down_proj"],
+        "use_rslora": false, "bias": "none"});
+    std::fs::write(dir.join("adapter_config.json"), cfg.to_string()).unwrap();
+}
+
 /// The binary in the repository root, in an environment that does not
 /// depend on the machine or the caller's shell: no GPU probing (tests that
 /// want a GPU fake one with `SWIFT_FAKE_GPUS`), no colour, no API key, no

@@ -203,50 +203,6 @@ pub fn stream_finish(chunks: &[Value], index: u64) -> Option<String> {
         .find_map(|ch| ch["finish_reason"].as_str().map(str::to_string))
 }
 
-/// A PEFT adapter (q/v/down projections, rank 2, non-zero B) for a loaded model.
-pub fn write_adapter(m: &swift::model::Model, dir: &Path, seed: u64) {
-    use candle_core::{Device, Tensor};
-    use swift::model::export::{write_safetensors, RawTensor};
-    std::fs::create_dir_all(dir).unwrap();
-    let r = 2;
-    let mut s = seed;
-    let mut rnd = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
-            })
-            .collect()
-    };
-    let mut ts = Vec::new();
-    for (i, layer) in m.layers.iter().enumerate() {
-        for (group, module) in [
-            ("self_attn", "q_proj"),
-            ("self_attn", "v_proj"),
-            ("mlp", "down_proj"),
-        ] {
-            let l = layer.linear(module).unwrap();
-            let a = Tensor::from_vec(rnd(r * l.in_features()), (r, l.in_features()), &Device::Cpu)
-                .unwrap();
-            let b = Tensor::from_vec(
-                rnd(r * l.out_features()),
-                (l.out_features(), r),
-                &Device::Cpu,
-            )
-            .unwrap();
-            let p = format!("base_model.model.model.layers.{i}.{group}.{module}");
-            ts.push(RawTensor::f32(&format!("{p}.lora_A.weight"), &a).unwrap());
-            ts.push(RawTensor::f32(&format!("{p}.lora_B.weight"), &b).unwrap());
-        }
-    }
-    write_safetensors(&dir.join("adapter_model.safetensors"), &ts).unwrap();
-    let cfg = serde_json::json!({"peft_type": "LORA", "r": r, "lora_alpha": 8, "lora_dropout": 0.0,
-        "target_modules": ["q_proj", "v_proj", "down_proj"], "use_rslora": false, "bias": "none"});
-    std::fs::write(dir.join("adapter_config.json"), cfg.to_string()).unwrap();
-}
-
 /// `swift infer --json` (the terminal path) for comparison.
 pub fn infer_json(model: &Path, args: &[&str]) -> Value {
     let o = swift_cmd()
