@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use common::{
     ok, root, s, smollm2, smollm2_tokenizer, swift, swift_cmd, tiny_chat_data, tiny_model,
-    train_args, training_log,
+    train_args, training_log, QUICK_LORA,
 };
 
 fn fixture() -> PathBuf {
@@ -29,7 +29,7 @@ fn losses(dir: &Path) -> Vec<(u64, f64)> {
 const SYSTEM: &str = "Be brief.";
 
 fn lora_args<'a>(model: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
-    vec![
+    let mut v = vec![
         "finetune",
         "--model",
         model,
@@ -37,21 +37,11 @@ fn lora_args<'a>(model: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
         SYSTEM,
         "--output-dir",
         out,
-        "--batch-size",
-        "2",
-        "--gradient-accumulation-steps",
-        "1",
         "--max-steps",
         steps,
-        "--learning-rate",
-        "1e-3",
-        "--warmup-steps",
-        "2",
-        "--logging-steps",
-        "1",
-        "--threads",
-        "2",
-    ]
+    ];
+    v.extend_from_slice(QUICK_LORA);
+    v
 }
 
 fn answer(model: &Path, adapter: Option<&Path>) -> String {

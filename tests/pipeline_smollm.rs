@@ -12,37 +12,19 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{read_json, root, s, smollm2, swift_cmd, text, train_args};
+use common::{read_json, root, s, smollm2, swift_cmd, text, train_args, QUICK_LORA};
 use serde_json::Value;
 
 /// `swift finetune` on the bananas fixture: short samples, a high learning
 /// rate, `steps` steps of batch 2, then the pipeline flags in `extra`.
 fn job(out: &Path, steps: usize, extra: &[&str]) -> Vec<String> {
     let (model, data) = (smollm2(), root().join("fixtures/train/bananas.jsonl"));
-    let mut v: Vec<String> = train_args("finetune", &model, &data, out)
-        .into_iter()
-        .chain([
-            "--batch-size",
-            "2",
-            "--gradient-accumulation-steps",
-            "1",
-            "--max-steps",
-            &steps.to_string(),
-            "--max-length",
-            "96",
-            "--learning-rate",
-            "1e-3",
-            "--warmup-steps",
-            "2",
-            "--logging-steps",
-            "1",
-            "--threads",
-            "2",
-        ])
-        .map(|a| a.to_string())
-        .collect();
-    v.extend(extra.iter().map(|a| a.to_string()));
-    v
+    let steps = steps.to_string();
+    let mut v = train_args("finetune", &model, &data, out);
+    v.extend(["--max-steps", &steps, "--max-length", "96"]);
+    v.extend_from_slice(QUICK_LORA);
+    v.extend_from_slice(extra);
+    v.iter().map(|a| a.to_string()).collect()
 }
 
 fn swift(args: &[String]) -> Output {

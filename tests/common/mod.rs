@@ -213,6 +213,25 @@ pub fn train_args<'a>(
     ]
 }
 
+/// A short LoRA run on SmolLM2 that learns the bananas fixture
+/// (fixtures/train/bananas.jsonl) in a few dozen steps: batch 2 without
+/// accumulation, learning rate 1e-3 after 2 warm-up steps, a log record a
+/// step, 2 threads. Add `--max-steps`.
+pub const QUICK_LORA: &[&str] = &[
+    "--batch-size",
+    "2",
+    "--gradient-accumulation-steps",
+    "1",
+    "--learning-rate",
+    "1e-3",
+    "--warmup-steps",
+    "2",
+    "--logging-steps",
+    "1",
+    "--threads",
+    "2",
+];
+
 /// Every record of a training run's `logging.jsonl`.
 pub fn training_log(dir: &Path) -> Vec<Value> {
     let p = dir.join("logging.jsonl");
