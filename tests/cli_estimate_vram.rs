@@ -1,26 +1,9 @@
 //! CLI tests of `swift estimate-vram`: exit codes, stdout/stderr discipline,
 //! the table and the JSON object, snapshotted.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn swift(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swift"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        // Deterministic: no GPU probing, no colour.
-        .env("SWIFT_NO_GPU", "1")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run swift")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
+use common::{root, smollm2, stderr, stdout, swift, swift_cmd};
 
 const LLAMA2: &str = "fixtures/configs/llama-2-7b";
 
@@ -204,13 +187,7 @@ fn published_parameter_counts() {
 
 #[test]
 fn gguf_header_is_enough() {
-    let gguf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        gguf.exists(),
-        "missing {}: run fixtures/fetch-smollm2.sh",
-        gguf.display()
-    );
+    let gguf = smollm2();
     let o = swift(&[
         "estimate-vram",
         "--model",
@@ -311,18 +288,6 @@ fn without_a_model_lists_devices() {
 }
 
 #[test]
-fn help_snapshots() {
-    let o = swift(&["--help"]);
-    assert_eq!(o.status.code(), Some(0));
-    insta::assert_snapshot!("swift_help", stdout(&o));
-    let o = swift(&["estimate-vram", "--help"]);
-    insta::assert_snapshot!("estimate_vram_help", stdout(&o));
-    // No arguments: help on stderr, usage exit code.
-    let o = swift(&[]);
-    assert_eq!(o.status.code(), Some(2));
-}
-
-#[test]
 fn completions_for_every_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let o = swift(&["completions", shell]);
@@ -342,14 +307,12 @@ fn hub_id_resolves_config_from_the_hf_cache_offline() {
     std::fs::create_dir_all(repo.join("snapshots").join(commit)).unwrap();
     std::fs::write(repo.join("refs/main"), commit).unwrap();
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(LLAMA2)
-            .join("config.json"),
+        root().join(LLAMA2).join("config.json"),
         repo.join("snapshots").join(commit).join("config.json"),
     )
     .unwrap();
     let run = |id: &str| {
-        Command::new(env!("CARGO_BIN_EXE_swift"))
+        swift_cmd()
             .args([
                 "estimate-vram",
                 "--model",
@@ -362,7 +325,6 @@ fn hub_id_resolves_config_from_the_hf_cache_offline() {
                 "cuda",
                 "--json",
             ])
-            .env("SWIFT_NO_GPU", "1")
             .env("HF_HOME", home.path())
             .env_remove("HF_HUB_CACHE")
             .env("HF_HUB_OFFLINE", "1")

@@ -1,32 +1,22 @@
 //! Dataset loading on the fixtures in fixtures/data (every format and layout,
 //! a bad row per format) and label masking on the SmolLM2 tokenizer.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use common::{root, smollm2_tokenizer};
 
 use swift::data::{load_sft, DatasetSpec, Sample, SftData, SftOptions, Truncation, IGNORE};
 use swift::progress::NoProgress;
 use swift::tokenizer::Tokenizer;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn fixture(name: &str) -> DatasetSpec {
     DatasetSpec {
         path: root().join("fixtures/data").join(name),
         sample: None,
     }
-}
-
-fn smollm2() -> Tokenizer {
-    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    Tokenizer::load(&p).expect("loading the SmolLM2 tokenizer")
 }
 
 fn opts() -> SftOptions {
@@ -68,7 +58,7 @@ fn with_end(answers: &[&str]) -> Vec<String> {
 
 #[test]
 fn smollm2_masks_everything_but_assistant_turns_and_im_end() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let d = load(&tok, &["messages.jsonl"], &opts()).unwrap();
     assert_eq!(d.train.len(), 3);
     assert_eq!(trained_runs(&tok, &d.train[0]), with_end(&["Paris."]));
@@ -111,7 +101,7 @@ fn smollm2_masks_everything_but_assistant_turns_and_im_end() {
 
 #[test]
 fn every_layout_and_format_loads() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let cases: &[(&str, &str, &str, &[&[&str]])] = &[
         ("sharegpt.json", "json", "sharegpt", &[&["Yes."], &["4", "6"]]),
         (
@@ -169,7 +159,7 @@ fn every_layout_and_format_loads() {
 
 #[test]
 fn a_folder_of_mixed_formats_and_a_default_system_prompt() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let dir = tempfile::tempdir().unwrap();
     for n in ["messages.parquet", "alpaca.csv", "sharegpt.json"] {
         std::fs::copy(root().join("fixtures/data").join(n), dir.path().join(n)).unwrap();
@@ -196,7 +186,7 @@ fn a_folder_of_mixed_formats_and_a_default_system_prompt() {
 
 #[test]
 fn columns_map_other_names() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let err = load(&tok, &["custom_columns.jsonl"], &opts()).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
@@ -218,7 +208,7 @@ fn columns_map_other_names() {
 }
 
 fn assert_bad_row(name: &str, place: &str, field: &str, good_rows: usize) {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let err = load(&tok, &[name], &opts()).unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains(&format!("{name} {place}")), "{name}: {msg}");
@@ -260,7 +250,7 @@ fn bad_row_parquet_names_file_row_and_field() {
 
 #[test]
 fn truncation_left_keeps_the_answer() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let o = SftOptions {
         max_length: 12,
         truncation: Truncation::Left,
@@ -293,7 +283,7 @@ fn truncation_left_keeps_the_answer() {
 
 #[test]
 fn report_renders_a_table() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let d = load(&tok, &["messages.jsonl", "alpaca.csv"], &opts()).unwrap();
     let text = d.report.render();
     assert!(
@@ -308,7 +298,7 @@ fn report_renders_a_table() {
 
 #[test]
 fn hub_ids_that_are_not_local_go_to_the_hub() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let spec: DatasetSpec = "no-such-org/no-such-dataset#5".parse().unwrap();
     // Offline with an empty cache: the lookup fails with a message naming it.
     let cache = tempfile::tempdir().unwrap();

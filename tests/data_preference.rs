@@ -1,25 +1,13 @@
 //! Preference data (issue 07) on the fixtures in fixtures/data, rendered with
 //! the SmolLM2 tokenizer.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{root, smollm2_tokenizer};
 
 use swift::data::{load_preferences, DatasetSpec, PreferenceData, SftOptions};
 use swift::progress::NoProgress;
 use swift::tokenizer::Tokenizer;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn smollm2() -> Tokenizer {
-    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    Tokenizer::load(&p).expect("loading the SmolLM2 tokenizer")
-}
 
 fn load(tok: &Tokenizer, name: &str, o: &SftOptions) -> anyhow::Result<PreferenceData> {
     let spec = DatasetSpec {
@@ -38,7 +26,7 @@ fn opts() -> SftOptions {
 
 #[test]
 fn every_preference_layout_and_format_gives_triples() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     // (file, layout, [(chosen, rejected)])
     type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
     let cases: &[Case] = &[
@@ -97,7 +85,7 @@ fn every_preference_layout_and_format_gives_triples() {
 
 #[test]
 fn kto_rows_carry_their_label() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let d = load(&tok, "kto.jsonl", &opts()).unwrap();
     assert_eq!(d.report.sources[0].layout, "kto");
     assert_eq!(d.train.len(), 2);
@@ -117,7 +105,7 @@ fn kto_rows_carry_their_label() {
 
 #[test]
 fn a_bad_preference_row_names_file_line_and_field() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let e = load(&tok, "pref_bad.jsonl", &opts()).unwrap_err();
     let msg = format!("{e:#}");
     assert!(msg.contains("pref_bad.jsonl line 2"), "{msg}");

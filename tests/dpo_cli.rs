@@ -3,25 +3,19 @@
 //! ones do not) starts at ln 2, separates chosen from rejected, and the
 //! adapter makes the chosen style more likely than the base does.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::{
+    root, smollm2, swift_cmd, tiny_chat_data, tiny_model, tiny_pairs, train_args, training_log,
+};
 
 use swift::model::{LoadOptions, Model};
 use swift::tokenizer::Tokenizer;
 
-fn smollm() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    p
-}
-
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dpo/pairs.jsonl")
+    root().join("fixtures/dpo/pairs.jsonl")
 }
 
 /// Summed log-prob of `answer` after the chat prompt `question`.
@@ -36,16 +30,11 @@ fn answer_logp(model: &Model, tok: &Tokenizer, question: &str, answer: &str) -> 
 
 #[test]
 fn dpo_run_raises_accuracy_and_margin_and_the_adapter_prefers_the_chosen_style() {
-    let model = smollm();
+    let model = smollm2();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
-        .args(["dpo", "--model"])
-        .arg(&model)
-        .arg("--dataset")
-        .arg(fixture())
-        .arg("--output-dir")
-        .arg(&out)
+    let o = swift_cmd()
+        .args(train_args("dpo", &model, &fixture(), &out))
         .args([
             "--rlhf-type",
             "dpo",
@@ -75,11 +64,9 @@ fn dpo_run_raises_accuracy_and_margin_and_the_adapter_prefers_the_chosen_style()
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let log = std::fs::read_to_string(out.join("logging.jsonl")).unwrap();
-    let recs: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|r: &serde_json::Value| r.get("loss").is_some())
+    let recs: Vec<serde_json::Value> = training_log(&out)
+        .into_iter()
+        .filter(|r| r.get("loss").is_some())
         .collect();
     let first = &recs[0];
     assert!(
@@ -133,7 +120,7 @@ fn dpo_run_raises_accuracy_and_margin_and_the_adapter_prefers_the_chosen_style()
 
 #[test]
 fn dpo_rejects_kto_rows_without_kto_and_bad_flags() {
-    let model = smollm();
+    let model = smollm2();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("kto.jsonl");
     std::fs::write(
@@ -141,13 +128,8 @@ fn dpo_rejects_kto_rows_without_kto_and_bad_flags() {
         "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}],\"label\":true}\n",
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
-        .args(["dpo", "--model"])
-        .arg(&model)
-        .arg("--dataset")
-        .arg(&data)
-        .arg("--output-dir")
-        .arg(dir.path().join("o"))
+    let o = swift_cmd()
+        .args(train_args("dpo", &model, &data, &dir.path().join("o")))
         .output()
         .unwrap();
     assert_eq!(
@@ -157,7 +139,7 @@ fn dpo_rejects_kto_rows_without_kto_and_bad_flags() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("--loss kto"));
-    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
+    let o = swift_cmd()
         .args(["dpo", "--beta", "-1", "--model"])
         .arg(&model)
         .arg("--dataset")
@@ -169,26 +151,6 @@ fn dpo_rejects_kto_rows_without_kto_and_bad_flags() {
 
 // ---- Tiny random models: every loss, --adapter / --ref-adapter, full
 // tuning, resume. A few steps each.
-
-fn tiny_model(dir: &Path) -> PathBuf {
-    let m = dir.join("model");
-    swift::model::testing::write_tiny_model(&m, "llama", 9).unwrap();
-    m
-}
-
-/// 16 pairs: the chosen answer is always the same sentence, the rejected one another.
-fn tiny_pairs(dir: &Path) -> PathBuf {
-    let p = dir.join("pairs.jsonl");
-    let rows: String = (0..16)
-        .map(|i| {
-            format!(
-                "{{\"prompt\": \"the sea {i}\", \"chosen\": \"an answer at the inn\", \"rejected\": \"the water is wet\"}}\n"
-            )
-        })
-        .collect();
-    std::fs::write(&p, rows).unwrap();
-    p
-}
 
 /// KTO's layout: `messages` ending with the completion and a boolean `label`.
 fn tiny_kto(dir: &Path) -> PathBuf {
@@ -222,13 +184,8 @@ const DEFAULTS: [(&str, &str); 8] = [
 ];
 
 fn dpo(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
-    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
-        .args(["dpo", "--model"])
-        .arg(model)
-        .arg("--dataset")
-        .arg(data)
-        .arg("--output-dir")
-        .arg(out)
+    let o = swift_cmd()
+        .args(train_args("dpo", model, data, out))
         .args(
             DEFAULTS
                 .iter()
@@ -236,7 +193,6 @@ fn dpo(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<serde_json:
                 .flat_map(|(k, v)| [*k, *v]),
         )
         .args(extra)
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     assert!(
@@ -245,10 +201,8 @@ fn dpo(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Vec<serde_json:
         o.status.code(),
         String::from_utf8_lossy(&o.stderr)
     );
-    std::fs::read_to_string(out.join("logging.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    training_log(out)
+        .into_iter()
         .filter(|r| r.get("loss").is_some())
         .collect()
 }
@@ -272,7 +226,7 @@ const METRICS: [&str; 7] = [
 #[test]
 fn every_loss_runs_logs_the_preference_metrics_and_lowers_the_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
+    let model = tiny_model(dir.path(), "llama");
     let pairs = tiny_pairs(dir.path());
     let kto = tiny_kto(dir.path());
     // (flag, loss, data, step-0 loss when policy = reference, if fixed)
@@ -335,23 +289,16 @@ fn every_loss_runs_logs_the_preference_metrics_and_lowers_the_loss() {
 #[test]
 fn adapter_starts_the_policy_and_ref_adapter_sets_the_reference() {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
+    let model = tiny_model(dir.path(), "llama");
     let pairs = tiny_pairs(dir.path());
     // An SFT adapter on the chosen answers.
-    let sft_data = dir.path().join("sft.jsonl");
-    let rows: String = (0..8)
-        .map(|i| format!("{{\"messages\": [{{\"role\": \"user\", \"content\": \"the sea {i}\"}}, {{\"role\": \"assistant\", \"content\": \"an answer at the inn\"}}]}}\n"))
-        .collect();
-    std::fs::write(&sft_data, rows).unwrap();
+    let sft_data = tiny_chat_data(dir.path(), 8);
     let sft = dir.path().join("sft");
-    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
-        .args(["finetune", "--method", "lora", "--model"])
-        .arg(&model)
-        .arg("--dataset")
-        .arg(&sft_data)
-        .arg("--output-dir")
-        .arg(&sft)
+    let o = swift_cmd()
+        .args(train_args("finetune", &model, &sft_data, &sft))
         .args([
+            "--method",
+            "lora",
             "--batch-size",
             "4",
             "--max-steps",
@@ -438,7 +385,7 @@ fn adapter_starts_the_policy_and_ref_adapter_sets_the_reference() {
 #[test]
 fn full_tuning_with_a_frozen_copy_matches_precomputed_reference_logps() {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
+    let model = tiny_model(dir.path(), "llama");
     let pairs = tiny_pairs(dir.path());
     let common = [
         "--method",
@@ -484,7 +431,7 @@ fn full_tuning_with_a_frozen_copy_matches_precomputed_reference_logps() {
 #[test]
 fn resume_from_a_checkpoint_repeats_the_uninterrupted_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let model = tiny_model(dir.path());
+    let model = tiny_model(dir.path(), "llama");
     let pairs = tiny_pairs(dir.path());
     let a = dir.path().join("a");
     let whole = dpo(

@@ -4,60 +4,27 @@
 //! own server, few-shot prompts as lm-evaluation-harness builds them, the
 //! result files, and clear errors for bad input.
 
+mod common;
 mod serve_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{ok_json, reference, root, smollm2, smollm2_tokenizer, stderr, swift_cmd};
 use serde_json::Value;
-use serve_support::{smollm, Server};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use serve_support::Server;
 
 fn fixture(name: &str) -> PathBuf {
     root().join("fixtures/eval").join(name)
 }
 
+/// `swift eval ARGS`.
 fn swift(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swift"))
+    swift_cmd()
         .arg("eval")
         .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("SWIFT_API_KEY")
         .output()
         .expect("running swift")
-}
-
-fn ok_json(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "swift eval failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn reference() -> Value {
-    for d in [
-        root().join("fixtures/reference/smollm2"),
-        root().join("../shared/reference/smollm2"),
-        PathBuf::from("/work/shared/reference/smollm2"),
-    ] {
-        let p = d.join("reference.json");
-        if p.exists() {
-            return serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-        }
-    }
-    panic!(
-        "reference.json not found (fixtures/reference/smollm2/ or ../shared/reference/smollm2/)"
-    );
 }
 
 fn samples(dir: &Path, task: &str) -> Vec<Value> {
@@ -79,7 +46,7 @@ fn metric(result: &Value, name: &str) -> (f64, Option<f64>) {
 
 #[test]
 fn perplexity_equals_the_reference_logprobs() {
-    let m = smollm();
+    let m = smollm2();
     let r = reference();
     let case = r["cases"]
         .as_array()
@@ -145,7 +112,7 @@ fn perplexity_equals_the_reference_logprobs() {
 
 #[test]
 fn multiple_choice_direct_and_url_agree() {
-    let m = smollm();
+    let m = smollm2();
     let dir = tempfile::tempdir().unwrap();
     let direct = dir.path().join("direct");
     let url_text = dir.path().join("url_text");
@@ -287,7 +254,7 @@ fn multiple_choice_direct_and_url_agree() {
 
 #[test]
 fn fewshot_from_a_dev_split_and_every_layout() {
-    let m = smollm();
+    let m = smollm2();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = swift(&[
@@ -391,7 +358,7 @@ fn fewshot_from_a_dev_split_and_every_layout() {
 
 #[test]
 fn exact_match_generation_gsm8k() {
-    let m = smollm();
+    let m = smollm2();
     let dir = tempfile::tempdir().unwrap();
     let v = ok_json(&swift(&[
         "--model",
@@ -457,7 +424,7 @@ fn bad_input_is_a_clear_error() {
     let o = swift(&["--task", "mc", "--dataset", "x.jsonl"]);
     assert_eq!(o.status.code(), Some(2), "needs --model or --url");
 
-    let m = smollm();
+    let m = smollm2();
     let o = swift(&[
         "--model",
         m.to_str().unwrap(),
@@ -520,7 +487,7 @@ fn bad_input_is_a_clear_error() {
 
 #[test]
 fn perplexity_of_a_corpus_and_a_task_file() {
-    let m = smollm();
+    let m = smollm2();
     let dir = tempfile::tempdir().unwrap();
     let tf = dir.path().join("tasks.json");
     let corpus = fixture("corpus.jsonl");
@@ -557,7 +524,7 @@ fn perplexity_of_a_corpus_and_a_task_file() {
 #[test]
 fn context_continuation_split_like_lm_eval() {
     use swift::eval::backend::encode_pair;
-    let tok = swift::tokenizer::Tokenizer::load(&smollm()).unwrap();
+    let tok = smollm2_tokenizer();
     let (c1, k1) = encode_pair(&tok, "The capital of France is", " Paris").unwrap();
     // A trailing space of the context belongs to the continuation.
     let (c2, k2) = encode_pair(&tok, "The capital of France is ", "Paris").unwrap();

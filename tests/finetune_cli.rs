@@ -3,72 +3,33 @@
 //! resumes exactly; Ctrl-C writes a checkpoint and exits 130; full tuning
 //! writes an HF folder; LoRA on the f32 HF weights.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const SWIFT: &str = env!("CARGO_BIN_EXE_swift");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn smollm2() -> PathBuf {
-    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    p
-}
+use common::{
+    ok, root, s, smollm2, smollm2_tokenizer, swift, swift_cmd, tiny_chat_data, tiny_model,
+    train_args, training_log, QUICK_LORA,
+};
 
 fn fixture() -> PathBuf {
     root().join("fixtures/train/bananas.jsonl")
 }
 
-fn swift(args: &[&str]) -> std::process::Output {
-    Command::new(SWIFT)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running swift")
-}
-
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn log(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("logging.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn losses(dir: &Path) -> Vec<(u64, f64)> {
-    log(dir)
+    training_log(dir)
         .iter()
         .filter_map(|r| Some((r["step"].as_u64()?, r.get("loss")?.as_f64()?)))
         .collect()
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 const SYSTEM: &str = "Be brief.";
 
 fn lora_args<'a>(model: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
-    vec![
+    let mut v = vec![
         "finetune",
         "--model",
         model,
@@ -76,21 +37,11 @@ fn lora_args<'a>(model: &'a str, out: &'a str, steps: &'a str) -> Vec<&'a str> {
         SYSTEM,
         "--output-dir",
         out,
-        "--batch-size",
-        "2",
-        "--gradient-accumulation-steps",
-        "1",
         "--max-steps",
         steps,
-        "--learning-rate",
-        "1e-3",
-        "--warmup-steps",
-        "2",
-        "--logging-steps",
-        "1",
-        "--threads",
-        "2",
-    ]
+    ];
+    v.extend_from_slice(QUICK_LORA);
+    v
 }
 
 fn answer(model: &Path, adapter: Option<&Path>) -> String {
@@ -240,38 +191,15 @@ fn lora_on_the_smollm2_gguf_learns_the_fixture_resumes_exactly_and_loads_in_infe
     }
 }
 
-fn tiny_model(dir: &Path, arch: &str) {
-    swift::model::testing::write_tiny_model(dir, arch, 9).unwrap();
-}
-
-fn tiny_data(dir: &Path) -> PathBuf {
-    let p = dir.join("data.jsonl");
-    let mut text = String::new();
-    for i in 0..24 {
-        text.push_str(&format!(
-            "{{\"messages\": [{{\"role\": \"user\", \"content\": \"the sea {i}\"}}, {{\"role\": \"assistant\", \"content\": \"an answer at the inn\"}}]}}\n"
-        ));
-    }
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn ctrl_c_writes_a_checkpoint_exits_130_and_latest_resumes() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    tiny_model(&model, "llama");
-    let data = tiny_data(tmp.path());
+    let model = tiny_model(tmp.path(), "llama");
+    let data = tiny_chat_data(tmp.path(), 24);
     let out = tmp.path().join("run");
-    let child = Command::new(SWIFT)
+    let child = swift_cmd()
+        .args(train_args("finetune", &model, &data, &out))
         .args([
-            "finetune",
-            "--model",
-            s(&model),
-            "--dataset",
-            s(&data),
-            "--output-dir",
-            s(&out),
             "--batch-size",
             "2",
             "--max-steps",
@@ -360,18 +288,11 @@ fn ctrl_c_writes_a_checkpoint_exits_130_and_latest_resumes() {
 #[test]
 fn full_tuning_writes_an_hf_folder_that_infer_loads() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    tiny_model(&model, "qwen2-tied");
-    let data = tiny_data(tmp.path());
+    let model = tiny_model(tmp.path(), "qwen2-tied");
+    let data = tiny_chat_data(tmp.path(), 24);
     let out = tmp.path().join("run");
-    let r = swift(&[
-        "finetune",
-        "--model",
-        s(&model),
-        "--dataset",
-        s(&data),
-        "--output-dir",
-        s(&out),
+    let mut args = train_args("finetune", &model, &data, &out);
+    args.extend([
         "--tuner",
         "full",
         "--batch-size",
@@ -383,6 +304,7 @@ fn full_tuning_writes_an_hf_folder_that_infer_loads() {
         "--logging-steps",
         "1",
     ]);
+    let r = swift(&args);
     ok(&r);
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.contains("plan: full"), "{stderr}");
@@ -434,21 +356,15 @@ fn lora_nf4_qlora_and_gguf_qlora_lower_the_loss_alike() {
     let m = swift::model::Model::load_gguf(&smollm2()).unwrap();
     swift::model::export::write_hf(&m, &hf, &Default::default()).unwrap();
     drop(m);
-    let tok = swift::tokenizer::Tokenizer::load(&smollm2()).unwrap();
+    let tok = smollm2_tokenizer();
     tok.save(&hf).unwrap();
     let data = fixture();
     let run = |name: &str, model: &Path, extra: &[&str]| -> (Vec<(u64, f64)>, String, PathBuf) {
         let out = tmp.path().join(name);
-        let mut args = vec![
-            "finetune",
-            "--model",
-            s(model),
+        let mut args = train_args("finetune", model, &data, &out);
+        args.extend([
             "--system",
             SYSTEM,
-            "--dataset",
-            s(&data),
-            "--output-dir",
-            s(&out),
             "--batch-size",
             "2",
             "--max-steps",
@@ -463,7 +379,7 @@ fn lora_nf4_qlora_and_gguf_qlora_lower_the_loss_alike() {
             "0",
             "--threads",
             "2",
-        ];
+        ]);
         args.extend(extra);
         let r = swift(&args);
         ok(&r);

@@ -1,6 +1,8 @@
 //! Where a training step's time goes on SmolLM2 (run by hand:
 //! `cargo test --release --test finetune_profile -- --ignored --nocapture`).
 
+mod common;
+
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -12,8 +14,7 @@ use swift::train::sft::{collate, cross_entropy_sum};
 #[test]
 #[ignore = "a profile, not a test"]
 fn profile_one_step() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = common::smollm2();
     let mut m = Model::load(&path, &LoadOptions::default()).unwrap();
     let _params = attach_lora(&mut m, &LoraOptions::default(), 1).unwrap();
     let samples: Vec<Sample> = (0..4)

@@ -1,43 +1,21 @@
 //! `swift infer` from the outside: the built binary on the SmolLM2 test
 //! model (run `fixtures/fetch-smollm2.sh` first).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use serde_json::Value;
+use std::process::{Output, Stdio};
+
+use common::{ok_json, reference_dir, smollm2, stderr, stdout, swift_cmd};
 
 const FRANCE: &str = "What is the capital of France?";
-
-fn model() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh",
-        p.display()
-    );
-    p
-}
-
-/// The PEFT adapter of the shared PyTorch reference.
-fn reference_adapter() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/smollm2/adapter");
-    assert!(
-        p.join("adapter_config.json").exists(),
-        "{} is missing",
-        p.display()
-    );
-    p
-}
 
 /// Run `swift <args>` in a fresh temp dir with `stdin` as standard input.
 fn swift(args: &[&str], stdin: Option<&str>) -> (Output, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swift"));
+    let mut cmd = swift_cmd();
     cmd.args(args)
         .current_dir(dir.path())
         .env_remove("RAYON_NUM_THREADS")
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .stdin(if stdin.is_some() {
@@ -60,23 +38,10 @@ fn swift(args: &[&str], stdin: Option<&str>) -> (Output, tempfile::TempDir) {
 }
 
 fn infer(extra: &[&str], stdin: Option<&str>) -> Output {
-    let m = model();
+    let m = smollm2();
     let mut args = vec!["infer", "--model", m.to_str().unwrap()];
     args.extend_from_slice(extra);
     swift(&args, stdin).0
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    assert!(o.status.success(), "stderr: {}", stderr(o));
-    serde_json::from_str(stdout(o).trim()).unwrap_or_else(|e| panic!("{e}: {:?}", stdout(o)))
 }
 
 #[test]
@@ -101,7 +66,7 @@ fn infer_quiet_prints_only_the_answer() {
 #[test]
 fn infer_json_has_the_fields() {
     let o = infer(&["--prompt", FRANCE, "--temperature", "0", "--json"], None);
-    let v = json(&o);
+    let v = ok_json(&o);
     assert_eq!(v["text"], "The capital of France is Paris.");
     assert_eq!(v["finish_reason"], "stop");
     // The SmolLM2 template adds its default system prompt: 37 tokens (as in
@@ -150,7 +115,7 @@ fn infer_seed_reproduces_sampling() {
             ],
             None,
         );
-        json(&o)["text"].as_str().unwrap().to_string()
+        ok_json(&o)["text"].as_str().unwrap().to_string()
     };
     let a = run("7");
     assert_eq!(a, run("7"));
@@ -172,7 +137,7 @@ fn infer_max_new_tokens_with_ignore_eos_is_length() {
         ],
         None,
     );
-    let v = json(&o);
+    let v = ok_json(&o);
     assert_eq!(v["completion_tokens"], 12);
     assert_eq!(v["finish_reason"], "length");
     assert!(v["text"]
@@ -192,7 +157,7 @@ fn infer_max_new_tokens_with_ignore_eos_is_length() {
         ],
         None,
     );
-    let v = json(&o);
+    let v = ok_json(&o);
     assert_eq!(v["text"], "The capital of");
     assert_eq!(v["finish_reason"], "length");
 }
@@ -211,7 +176,7 @@ fn infer_stop_string_is_not_printed() {
         ],
         None,
     );
-    let v = json(&o);
+    let v = ok_json(&o);
     assert_eq!(v["text"], "The capital of France is");
     assert_eq!(v["finish_reason"], "stop");
 }
@@ -231,7 +196,7 @@ fn infer_raw_skips_the_chat_template() {
         ],
         None,
     );
-    let v = json(&o);
+    let v = ok_json(&o);
     // The raw prompt is only its own 5 tokens.
     assert_eq!(v["prompt_tokens"], 5);
     assert_eq!(v["completion_tokens"], 4);
@@ -253,7 +218,7 @@ fn infer_system_message_changes_the_prompt() {
         ],
         None,
     );
-    let v = json(&o);
+    let v = ok_json(&o);
     // The PyTorch reference's greedy continuation of this exact chat.
     assert_eq!(
         v["text"],
@@ -263,7 +228,7 @@ fn infer_system_message_changes_the_prompt() {
 
 #[test]
 fn infer_with_the_reference_adapter() {
-    let a = reference_adapter();
+    let a = reference_dir().join("adapter");
     let o = infer(
         &[
             "--adapter",
@@ -278,7 +243,7 @@ fn infer_with_the_reference_adapter() {
         ],
         None,
     );
-    let v = json(&o);
+    let v = ok_json(&o);
     // With the adapter the first answer token changes (PyTorch: 15319 beats 504 "The").
     assert!(
         !v["text"].as_str().unwrap().starts_with("The capital"),
@@ -350,7 +315,7 @@ fn infer_missing_model_file() {
 #[test]
 fn infer_truncated_gguf() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(model()).unwrap();
+    let bytes = std::fs::read(smollm2()).unwrap();
     for cut in [100_000usize, bytes.len() / 2, bytes.len() - 1] {
         let p = dir.path().join("cut.gguf");
         std::fs::write(&p, &bytes[..cut]).unwrap();

@@ -2,26 +2,17 @@
 //! architecture (written by `model::testing`): loading a folder, the chat
 //! template path, the context window, generation_config.json.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+
+use common::{ok_json, swift_cmd};
 use swift::model::testing::{write_tiny_model, TINY_ARCHS};
 
+/// `swift ARGS` in `dir`.
 fn swift(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_swift"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn json(o: &Output) -> Value {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "stderr: {err}");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
+    swift_cmd().args(args).current_dir(dir).output().unwrap()
 }
 
 #[test]
@@ -48,7 +39,7 @@ fn infer_tiny_every_architecture() {
                 "--json",
             ],
         );
-        let v = json(&o);
+        let v = ok_json(&o);
         assert_eq!(v["completion_tokens"], 6, "{arch}: {v}");
         assert_eq!(v["finish_reason"], "length", "{arch}");
         // Raw: fewer prompt tokens than with the template.
@@ -69,7 +60,7 @@ fn infer_tiny_every_architecture() {
                 "--json",
             ],
         );
-        let raw = json(&o);
+        let raw = ok_json(&o);
         assert!(
             raw["prompt_tokens"].as_u64() < v["prompt_tokens"].as_u64(),
             "{arch}: {raw} vs {v}"
@@ -92,7 +83,7 @@ fn infer_tiny_every_architecture() {
                 "--json",
             ],
         );
-        assert_eq!(json(&o)["text"], raw["text"], "{arch}");
+        assert_eq!(ok_json(&o)["text"], raw["text"], "{arch}");
     }
 }
 
@@ -119,7 +110,7 @@ fn infer_tiny_stops_when_the_context_is_full() {
             "--json",
         ],
     );
-    let v = json(&o);
+    let v = ok_json(&o);
     let p = v["prompt_tokens"].as_u64().unwrap() as usize;
     assert!(p < ctx, "{v}");
     assert_eq!(
@@ -175,8 +166,8 @@ fn infer_tiny_sampling_defaults_from_generation_config() {
         err.contains("sampling: greedy (the model's generation_config.json sets do_sample false)"),
         "{err}"
     );
-    let a = json(&o);
-    assert_eq!(a["text"], json(&swift(d.path(), &args))["text"]);
+    let a = ok_json(&o);
+    assert_eq!(a["text"], ok_json(&swift(d.path(), &args))["text"]);
     // do_sample true: the config's temperature is used (seen with -v).
     std::fs::write(
         m.join("generation_config.json"),
@@ -194,6 +185,6 @@ fn infer_tiny_sampling_defaults_from_generation_config() {
     );
     let mut seeded = args.to_vec();
     seeded.extend(["--seed", "11"]);
-    let s1 = json(&swift(d.path(), &seeded));
-    assert_eq!(s1["text"], json(&swift(d.path(), &seeded))["text"]);
+    let s1 = ok_json(&swift(d.path(), &seeded));
+    assert_eq!(s1["text"], ok_json(&swift(d.path(), &seeded))["text"]);
 }

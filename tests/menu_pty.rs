@@ -1,20 +1,27 @@
 //! `swift` with no arguments: a menu on a terminal (driven here through a
 //! pseudo-terminal), the help and exit 2 otherwise.
 
-use expectrl::{Eof, Regex, Session};
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
-fn root() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+use common::{root, smollm2, SWIFT};
+use expectrl::{Eof, Regex, Session};
+
+/// The binary for a pseudo-terminal: `common::swift_cmd` would tie its
+/// standard input to /dev/null, which the pty must own.
+fn pty_cmd() -> Command {
+    let mut cmd = Command::new(SWIFT);
+    cmd.current_dir(root())
+        .env("NO_COLOR", "1")
+        .env("SWIFT_NO_GPU", "1");
+    cmd
 }
 
 fn spawn_menu(cache: &std::path::Path) -> Session {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swift"));
-    cmd.current_dir(root())
-        .env("HF_HUB_CACHE", cache)
-        .env("NO_COLOR", "1")
-        .env("SWIFT_NO_GPU", "1");
+    let mut cmd = pty_cmd();
+    cmd.env("HF_HUB_CACHE", cache);
     let mut s = Session::spawn(cmd).expect("spawning swift in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(60)));
     s
@@ -90,7 +97,7 @@ fn menu_quit_and_closed_input() {
 
 #[test]
 fn no_command_off_a_terminal_prints_help_and_exits_2() {
-    let out = Command::new(env!("CARGO_BIN_EXE_swift")).output().unwrap();
+    let out = Command::new(SWIFT).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Usage: swift"), "{err}");
@@ -100,15 +107,6 @@ fn no_command_off_a_terminal_prints_help_and_exits_2() {
 
 const SMOLLM2: &str = "fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf";
 const JOKE: &str = "Tell me a joke about cats.";
-
-fn smollm2_present() {
-    let p = root().join(SMOLLM2);
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh",
-        p.display()
-    );
-}
 
 /// The most times one run of `n` words occurs in `text` (case and
 /// punctuation ignored), and that run.
@@ -153,7 +151,7 @@ fn ask(s: &mut Session, question: &str) -> String {
 /// the answer ends.
 #[test]
 fn menu_chat_answers_a_joke_without_looping() {
-    smollm2_present();
+    assert_eq!(smollm2(), root().join(SMOLLM2));
     let cache = tempfile::tempdir().unwrap();
     let mut s = spawn_menu(cache.path());
     s.set_expect_timeout(Some(Duration::from_secs(600)));
@@ -195,13 +193,10 @@ fn menu_chat_answers_a_joke_without_looping() {
 /// old default) gives the looping answer, now cut at the length bound.
 #[test]
 fn chat_greedy_still_loops_and_stops_at_the_bound() {
-    smollm2_present();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_swift"));
-    cmd.current_dir(root())
-        .args(["infer", "--model", SMOLLM2, "--temperature", "0"])
-        .args(["--max-new-tokens", "120"])
-        .env("NO_COLOR", "1")
-        .env("SWIFT_NO_GPU", "1");
+    assert_eq!(smollm2(), root().join(SMOLLM2));
+    let mut cmd = pty_cmd();
+    cmd.args(["infer", "--model", SMOLLM2, "--temperature", "0"])
+        .args(["--max-new-tokens", "120"]);
     let mut s = Session::spawn(cmd).expect("spawning swift in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(600)));
     s.expect("sampling: greedy (temperature 0 asked for), max 120 new tokens")

@@ -3,57 +3,19 @@
 //! PyTorch's reference numbers), conversions GGUF <-> HF keep the model,
 //! errors are clear, and memory stays bounded by the largest tensor.
 
+mod common;
+
+use common::{
+    max_diff, python_has, reference, reference_dir, root, s, smollm2, smollm2_tokenizer, swift,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use swift::model::gguf::GgmlType;
 use swift::model::merge::{merge, MergeOptions, OutFormat};
 use swift::model::testing::{write_random_adapter, write_tiny_model, TINY_ARCHS};
 use swift::model::{LoadOptions, Model};
 use swift::progress::NoProgress;
 use swift::tokenizer::Tokenizer;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn smollm2() -> PathBuf {
-    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    p
-}
-
-fn reference_dir() -> PathBuf {
-    for d in [
-        root().join("fixtures/reference/smollm2"),
-        root().join("../shared/reference/smollm2"),
-        PathBuf::from("/work/shared/reference/smollm2"),
-    ] {
-        if d.join("reference.json").exists() {
-            return d;
-        }
-    }
-    panic!(
-        "reference.json not found (fixtures/reference/smollm2/ or ../shared/reference/smollm2/)"
-    );
-}
-
-fn swift(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_swift"))
-        .args(args)
-        .env("SWIFT_NO_GPU", "1")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn opts(base: &Path, adapters: &[PathBuf], out: &Path) -> MergeOptions {
     MergeOptions {
@@ -67,14 +29,6 @@ fn opts(base: &Path, adapters: &[PathBuf], out: &Path) -> MergeOptions {
         max_shard_bytes: 5_000_000_000,
         force: false,
     }
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 const IDS: [u32; 12] = [5, 17, 200, 33, 71, 9, 250, 64, 101, 3, 44, 12];
@@ -484,10 +438,8 @@ fn reference_adapter_merged_into_smollm2_matches_pytorch() {
         },
     )
     .unwrap();
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(refdir.join("reference.json")).unwrap())
-            .unwrap();
-    let tok_gguf = Tokenizer::load(&smollm2()).unwrap();
+    let reference: Value = reference();
+    let tok_gguf = smollm2_tokenizer();
     let tok_out = Tokenizer::load(&out).unwrap();
     let mut worst = 0f32;
     for case in reference["cases"].as_array().unwrap() {
@@ -596,12 +548,12 @@ fn smollm2_gguf_to_hf_to_gguf_round_trip() {
     // llama.cpp itself loads what we wrote and answers as we do, when
     // llama-cpp-python is installed (CI installs it; see .ci/run).
     let check = root().join("fixtures/merge_llama_cpp.py");
-    let have = std::process::Command::new("python3")
-        .args(["-c", "import llama_cpp"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if have || std::env::var_os("SWIFT_REQUIRE_LLAMA_CPP").is_some() {
+    if python_has(
+        "llama_cpp",
+        "SWIFT_REQUIRE_LLAMA_CPP",
+        "fixtures/install-llama-cpp.sh",
+        "the GGUF was not loaded in llama.cpp",
+    ) {
         let gg = dir.path().join("back-q4_1.gguf");
         let o = std::process::Command::new("python3")
             .arg(&check)
@@ -619,8 +571,6 @@ fn smollm2_gguf_to_hf_to_gguf_round_trip() {
             answer.contains("Paris"),
             "llama.cpp answered {answer}, swift {swift_answer}"
         );
-    } else {
-        eprintln!("llama_cpp is not installed: skipped loading the GGUF in llama.cpp (set SWIFT_REQUIRE_LLAMA_CPP=1 to make this an error)");
     }
 }
 

@@ -1,19 +1,10 @@
 //! The GGUF reader and `ModelConfig::from_gguf` on the SmolLM2 test model.
 
-use std::path::PathBuf;
+mod common;
+
+use common::smollm2;
 use swift::model::config::{Family, ModelConfig};
 use swift::model::gguf::{GgmlType, GgufFile};
-
-fn smollm2() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    p
-}
 
 #[test]
 fn reads_smollm2_metadata_and_tensors() {

@@ -3,51 +3,21 @@
 //! per-token log-probs within 1e-3, the same top-10 last-position tokens,
 //! the same greedy continuation; with and without the reference PEFT adapter.
 
+mod common;
+
+use common::{ids, reference_dir, smollm2};
 use serde_json::Value;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use swift::model::{KvCache, LoadOptions, Model};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn gguf() -> PathBuf {
-    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    p
-}
-
-fn reference_dir() -> PathBuf {
-    for d in [
-        root().join("fixtures/reference/smollm2"),
-        root().join("../shared/reference/smollm2"),
-        PathBuf::from("/work/shared/reference/smollm2"),
-    ] {
-        if d.join("reference.json").exists() {
-            return d;
-        }
-    }
-    panic!(
-        "reference.json not found (fixtures/reference/smollm2/ or /work/shared/reference/smollm2/)"
-    );
-}
-
 fn reference() -> &'static Value {
     static R: OnceLock<Value> = OnceLock::new();
-    R.get_or_init(|| {
-        let text = std::fs::read_to_string(reference_dir().join("reference.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
-    })
+    R.get_or_init(common::reference)
 }
 
 fn base_model() -> &'static Model {
     static M: OnceLock<Model> = OnceLock::new();
-    M.get_or_init(|| Model::load(&gguf(), &LoadOptions::default()).unwrap())
+    M.get_or_init(|| Model::load(&smollm2(), &LoadOptions::default()).unwrap())
 }
 
 fn adapter_model() -> &'static Model {
@@ -56,23 +26,14 @@ fn adapter_model() -> &'static Model {
         let opts = LoadOptions {
             adapters: vec![reference_dir().join("adapter")],
         };
-        Model::load(&gguf(), &opts).unwrap()
+        Model::load(&smollm2(), &opts).unwrap()
     })
-}
-
-fn ids(case: &Value) -> Vec<u32> {
-    case["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect()
 }
 
 /// Checks one case, returns the max log-prob error.
 fn check(model: &Model, case: &Value, want: &Value) -> f32 {
     let name = case["name"].as_str().unwrap();
-    let ids = ids(case);
+    let ids = ids(&case["input_ids"]);
     let lp = model.token_logprobs(&ids).unwrap();
     let wlp: Vec<f32> = want["token_logprobs"]
         .as_array()
@@ -154,7 +115,9 @@ fn greedy_continuations_match_pytorch() {
         };
         let want: Vec<u32> = want.iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let mut cache = KvCache::new(model, 1);
-        let mut logits = model.forward_ids(&ids(case), 1, &mut cache, true).unwrap();
+        let mut logits = model
+            .forward_ids(&ids(&case["input_ids"]), 1, &mut cache, true)
+            .unwrap();
         let mut got = Vec::new();
         for _ in 0..want.len() {
             let next = logits
@@ -181,7 +144,7 @@ fn gguf_written_as_hf_folder_gives_the_same_numbers() {
     let hf = Model::load(dir.path(), &LoadOptions::default()).unwrap();
     assert!(hf.config().tie_word_embeddings);
     for case in reference()["cases"].as_array().unwrap() {
-        let ids = ids(case);
+        let ids = ids(&case["input_ids"]);
         let a = model.token_logprobs(&ids).unwrap();
         let b = hf.token_logprobs(&ids).unwrap();
         for (x, y) in a.iter().zip(&b) {

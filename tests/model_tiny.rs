@@ -1,7 +1,10 @@
 //! Tiny random models of every architecture: loading, forward, batching with
 //! left padding, KV-cache decode, LoRA, the candle (training) forward, export.
 
-use candle_core::{DType, Device, Tensor};
+mod common;
+
+use candle_core::{Device, Tensor};
+use common::{max_diff, write_adapter};
 use swift::model::testing::{write_tiny_model, TINY_ARCHS};
 use swift::model::{KvCache, LoadOptions, Model};
 
@@ -10,14 +13,6 @@ fn load(arch: &str, seed: u64) -> (tempfile::TempDir, Model) {
     write_tiny_model(dir.path(), arch, seed).unwrap();
     let m = Model::load(dir.path(), &LoadOptions::default()).unwrap();
     (dir, m)
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 const PROMPT: [u32; 9] = [10, 200, 37, 268, 99, 4, 150, 271, 7];
@@ -139,53 +134,6 @@ fn left_padded_batch_equals_unbatched() {
     }
 }
 
-/// Write a PEFT adapter for `m` with the given B init into `dir`.
-fn write_adapter(m: &Model, dir: &std::path::Path, b_zero: bool, seed: u64) {
-    use swift::model::export::{write_safetensors, RawTensor};
-    std::fs::create_dir_all(dir).unwrap();
-    let r = 2;
-    let mut ts = Vec::new();
-    let mut s = seed;
-    let mut rnd = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.5
-            })
-            .collect()
-    };
-    for (i, layer) in m.layers.iter().enumerate() {
-        for (group, module) in [
-            ("self_attn", "q_proj"),
-            ("self_attn", "v_proj"),
-            ("mlp", "down_proj"),
-        ] {
-            let l = layer.linear(module).unwrap();
-            let a = Tensor::from_vec(rnd(r * l.in_features()), (r, l.in_features()), &Device::Cpu)
-                .unwrap();
-            let b = if b_zero {
-                Tensor::zeros((l.out_features(), r), DType::F32, &Device::Cpu).unwrap()
-            } else {
-                Tensor::from_vec(
-                    rnd(r * l.out_features()),
-                    (l.out_features(), r),
-                    &Device::Cpu,
-                )
-                .unwrap()
-            };
-            let p = format!("base_model.model.model.layers.{i}.{group}.{module}");
-            ts.push(RawTensor::f32(&format!("{p}.lora_A.weight"), &a).unwrap());
-            ts.push(RawTensor::f32(&format!("{p}.lora_B.weight"), &b).unwrap());
-        }
-    }
-    write_safetensors(&dir.join("adapter_model.safetensors"), &ts).unwrap();
-    let cfg = serde_json::json!({"peft_type": "LORA", "r": r, "lora_alpha": 4, "lora_dropout": 0.0,
-        "target_modules": ["q_proj", "v_proj", "down_proj"], "use_rslora": false, "bias": "none"});
-    std::fs::write(dir.join("adapter_config.json"), cfg.to_string()).unwrap();
-}
-
 #[test]
 fn lora_with_zero_b_changes_nothing_and_nonzero_b_does() {
     for arch in ["llama", "qwen2", "qwen3"] {
@@ -195,7 +143,7 @@ fn lora_with_zero_b_changes_nothing_and_nonzero_b_does() {
         let base = Model::load(&mdir, &LoadOptions::default()).unwrap();
         let want = base.token_logprobs(&PROMPT).unwrap();
         let zero = dir.path().join("zero");
-        write_adapter(&base, &zero, true, 1);
+        write_adapter(&base, &zero, 0.5, 4, true, 1);
         let m0 = Model::load(
             &mdir,
             &LoadOptions {
@@ -205,7 +153,7 @@ fn lora_with_zero_b_changes_nothing_and_nonzero_b_does() {
         .unwrap();
         assert_eq!(m0.token_logprobs(&PROMPT).unwrap(), want, "{arch}");
         let nz = dir.path().join("nz");
-        write_adapter(&base, &nz, false, 2);
+        write_adapter(&base, &nz, 0.5, 4, false, 2);
         let mut m1 = Model::load(
             &mdir,
             &LoadOptions {

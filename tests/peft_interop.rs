@@ -10,73 +10,25 @@
 //! says that it skipped; with `SWIFT_REQUIRE_PEFT` set (as in CI) that is a
 //! failure instead.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use common::{
+    ok, python_has, read_json, root, s, swift_cmd, tiny_chat_data, tiny_model, train_args,
+};
 
-const SWIFT: &str = env!("CARGO_BIN_EXE_swift");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
+/// `swift ARGS`, which must succeed.
 fn swift(args: &[&str]) {
-    let o = Command::new(SWIFT)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running swift");
-    assert!(
-        o.status.success(),
-        "swift {args:?}: exit {:?}\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn peft_available() -> bool {
-    let have = Command::new("python3")
-        .args(["-c", "import torch, transformers, peft"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !have {
-        assert!(
-            std::env::var_os("SWIFT_REQUIRE_PEFT").is_none(),
-            "SWIFT_REQUIRE_PEFT is set but python3 cannot import torch, transformers and peft \
-             (python3 -m pip install -r fixtures/requirements-ci.txt)"
-        );
-        eprintln!(
-            "SKIPPED: python3 cannot import torch, transformers and peft, so adapters were not \
-             loaded in peft (python3 -m pip install -r fixtures/requirements-ci.txt; set \
-             SWIFT_REQUIRE_PEFT=1 to make this a failure)"
-        );
-    }
-    have
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    ok(&swift_cmd().args(args).output().expect("running swift"));
 }
 
 #[test]
 fn peft_loads_swift_adapters_without_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    swift::model::testing::write_tiny_model(&model, "llama", 9).unwrap();
-    let data = tmp.path().join("data.jsonl");
-    let mut text = String::new();
-    for i in 0..8 {
-        text.push_str(&format!(
-            "{{\"messages\": [{{\"role\": \"user\", \"content\": \"the sea {i}\"}}, {{\"role\": \"assistant\", \"content\": \"an answer at the inn\"}}]}}\n"
-        ));
-    }
-    std::fs::write(&data, text).unwrap();
+    let model = tiny_model(tmp.path(), "llama");
+    let data = tiny_chat_data(tmp.path(), 8);
     // The same weights as a GGUF (q8_0), for QLoRA on a GGUF's own blocks.
     let gguf = tmp.path().join("model.q8_0.gguf");
     swift(&[
@@ -92,14 +44,8 @@ fn peft_loads_swift_adapters_without_a_warning() {
     ]);
     let train = |name: &str, base: &Path, extra: &[&str]| -> PathBuf {
         let out = tmp.path().join(name);
-        let mut args = vec![
-            "finetune",
-            "--model",
-            s(base),
-            "--dataset",
-            s(&data),
-            "--output-dir",
-            s(&out),
+        let mut args = train_args("finetune", base, &data, &out);
+        args.extend([
             "--batch-size",
             "2",
             "--max-steps",
@@ -110,7 +56,7 @@ fn peft_loads_swift_adapters_without_a_warning() {
             "0",
             "--threads",
             "2",
-        ];
+        ]);
         args.extend_from_slice(extra);
         swift(&args);
         out
@@ -133,7 +79,12 @@ fn peft_loads_swift_adapters_without_a_warning() {
         "{rec}"
     );
 
-    if !peft_available() {
+    if !python_has(
+        "torch, transformers, peft",
+        "SWIFT_REQUIRE_PEFT",
+        "python3 -m pip install -r fixtures/requirements-ci.txt",
+        "adapters were not loaded in peft",
+    ) {
         return;
     }
     let run = |adapters: &[&PathBuf]| {

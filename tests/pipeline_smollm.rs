@@ -5,92 +5,39 @@
 //! (to an HF folder, `--merge-format hf`) reported by name and, once fixed,
 //! rerun without training again.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::{read_json, root, s, smollm2, swift_cmd, text, train_args, QUICK_LORA};
 use serde_json::Value;
-
-const SWIFT: &str = env!("CARGO_BIN_EXE_swift");
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn smollm2() -> PathBuf {
-    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    p
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
 
 /// `swift finetune` on the bananas fixture: short samples, a high learning
 /// rate, `steps` steps of batch 2, then the pipeline flags in `extra`.
 fn job(out: &Path, steps: usize, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "finetune",
-        "--model",
-        &s(&smollm2()),
-        "--dataset",
-        &s(&root().join("fixtures/train/bananas.jsonl")),
-        "--output-dir",
-        &s(out),
-        "--batch-size",
-        "2",
-        "--gradient-accumulation-steps",
-        "1",
-        "--max-steps",
-        &steps.to_string(),
-        "--max-length",
-        "96",
-        "--learning-rate",
-        "1e-3",
-        "--warmup-steps",
-        "2",
-        "--logging-steps",
-        "1",
-        "--threads",
-        "2",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    v.extend(extra.iter().map(|a| a.to_string()));
-    v
+    let (model, data) = (smollm2(), root().join("fixtures/train/bananas.jsonl"));
+    let steps = steps.to_string();
+    let mut v = train_args("finetune", &model, &data, out);
+    v.extend(["--max-steps", &steps, "--max-length", "96"]);
+    v.extend_from_slice(QUICK_LORA);
+    v.extend_from_slice(extra);
+    v.iter().map(|a| a.to_string()).collect()
 }
 
 fn swift(args: &[String]) -> Output {
-    Command::new(SWIFT)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("SWIFT_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running swift")
+    swift_cmd().args(args).output().expect("running swift")
 }
 
 fn spawn(args: &[String]) -> Child {
-    Command::new(SWIFT)
+    swift_cmd()
         .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("SWIFT_API_KEY")
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting swift")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn sigint(child: &Child) {
@@ -238,8 +185,7 @@ fn finetune_merge_serve_answers_with_what_it_learnt() {
         err.contains(&format!("{kept} as the base stores them")),
         "{err}"
     );
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("pipeline.json")).unwrap()).unwrap();
+    let state = read_json(&out.join("pipeline.json"));
     assert_eq!(state["finetune"], true);
     assert_eq!(state["merge"]["done"], true);
     assert_eq!(logged_steps(&out).last(), Some(&12));
@@ -313,7 +259,7 @@ fn a_failed_merge_names_its_stage_and_the_rerun_does_not_train_again() {
         &[
             "--merge",
             "--merge-output",
-            &s(&merged),
+            s(&merged),
             "--merge-format",
             "hf",
         ],

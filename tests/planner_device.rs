@@ -4,9 +4,12 @@
 //! because of `--budget`. GPUs are faked through `SWIFT_FAKE_GPUS`, which the
 //! command layer reads once in place of `nvidia-smi`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{ok, read_json, swift_cmd, text, tiny_chat_data, tiny_model, tiny_pairs, train_args};
 use serde_json::Value;
 
 /// An 80 GiB H100 with 81,000 MiB free, as nvidia-smi would list it.
@@ -14,36 +17,13 @@ const H100: &str = "0, NVIDIA H100 80GB HBM3, 81559, 81000, 9.0";
 const H100_FREE: u64 = 81_000 * 1024 * 1024;
 
 fn swift(args: &[&str], gpus: Option<&str>) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_swift"));
-    c.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .env_remove("SWIFT_NO_GPU");
+    let mut c = swift_cmd();
+    c.args(args).env_remove("SWIFT_NO_GPU");
     match gpus {
         Some(g) => c.env("SWIFT_FAKE_GPUS", g),
         None => c.env("SWIFT_NO_GPU", "1").env_remove("SWIFT_FAKE_GPUS"),
     };
     c.output().expect("run swift")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-}
-
-fn tiny_model(dir: &Path) -> PathBuf {
-    let m = dir.join("model");
-    swift::model::testing::write_tiny_model(&m, "llama", 9).unwrap();
-    m
 }
 
 fn plan_line(stderr: &str) -> &str {
@@ -58,8 +38,7 @@ fn assert_cpu_plan(out: &Path, stderr: &str) {
     let line = plan_line(stderr);
     assert!(line.contains("f32 on cpu (swift's trainer)"), "{line}");
     assert!(!line.contains("cuda"), "{line}");
-    let args: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("args.json")).unwrap()).unwrap();
+    let args = read_json(&out.join("args.json"));
     let plan = &args["plan"];
     assert_eq!(plan["job"]["backend"], "candle", "{plan}");
     assert_eq!(plan["job"]["dtype"], "f32", "{plan}");
@@ -68,27 +47,15 @@ fn assert_cpu_plan(out: &Path, stderr: &str) {
 }
 
 /// Run `command` (finetune or dpo) for one step on a tiny model with an H100
-/// in the inventory, `row(i)` giving the dataset's rows; checks that the job
-/// planned for the CPU and names the sequence length it planned for.
-fn one_step_beside_an_h100(command: &str, row: fn(usize) -> String, extra: &[&str]) {
+/// in the inventory, `data` writing its dataset into a folder; checks that
+/// the job planned for the CPU and names the sequence length it planned for.
+fn one_step_beside_an_h100(command: &str, data: fn(&Path) -> PathBuf, extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
-    let data = tmp.path().join("data.jsonl");
-    std::fs::write(&data, (0..4).map(row).collect::<String>()).unwrap();
+    let model = tiny_model(tmp.path(), "llama");
+    let data = data(tmp.path());
     let out = tmp.path().join("run");
-    let mut args = vec![
-        command,
-        "--model",
-        model.to_str().unwrap(),
-        "--dataset",
-        data.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--max-steps",
-        "1",
-        "--threads",
-        "2",
-    ];
+    let mut args = train_args(command, &model, &data, &out);
+    args.extend(["--max-steps", "1", "--threads", "2"]);
     args.extend_from_slice(extra);
     let o = swift(&args, Some(H100));
     ok(&o);
@@ -103,28 +70,12 @@ fn one_step_beside_an_h100(command: &str, row: fn(usize) -> String, extra: &[&st
 
 #[test]
 fn finetune_with_a_gpu_in_the_machine_still_plans_for_the_cpu() {
-    one_step_beside_an_h100(
-        "finetune",
-        |i| {
-            format!(
-                "{{\"messages\": [{{\"role\": \"user\", \"content\": \"the sea {i}\"}}, {{\"role\": \"assistant\", \"content\": \"an answer at the inn\"}}]}}\n"
-            )
-        },
-        &[],
-    );
+    one_step_beside_an_h100("finetune", |d| tiny_chat_data(d, 4), &[]);
 }
 
 #[test]
 fn dpo_with_a_gpu_in_the_machine_still_plans_for_the_cpu() {
-    one_step_beside_an_h100(
-        "dpo",
-        |i| {
-            format!(
-                "{{\"prompt\": \"the sea {i}\", \"chosen\": \"an answer at the inn\", \"rejected\": \"the water is wet\"}}\n"
-            )
-        },
-        &["--batch-size", "2"],
-    );
+    one_step_beside_an_h100("dpo", tiny_pairs, &["--batch-size", "2"]);
 }
 
 fn estimate(args: &[&str], gpus: Option<&str>) -> (Option<i32>, Value, String) {

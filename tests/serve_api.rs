@@ -2,8 +2,10 @@
 //! not, logprobs, stop strings, every error case, adapters, 16 concurrent
 //! clients, shutdown by signal. The real binary on a free loopback port.
 
+mod common;
 mod serve_support;
 
+use common::write_adapter;
 use serde_json::{json, Value};
 use serve_support::*;
 use swift::model::testing::write_tiny_model;
@@ -415,7 +417,7 @@ async fn serve_adapters_are_models() {
     let m = d.path().join("m");
     let base = Model::load(&m, &LoadOptions::default()).unwrap();
     let ad = d.path().join("style");
-    write_adapter(&base, &ad, 3);
+    write_adapter(&base, &ad, 2.0, 8, false, 3);
     let spec = format!("tuned={}", ad.display());
     let s = Server::start(&m, &["--served-model-name", "base", "--adapter", &spec]);
     let (_, models) = s.get("/v1/models").await;

@@ -3,17 +3,19 @@
 //! together, a full queue, a client that goes away, and the official
 //! `openai` Python package as the client.
 
+mod common;
 mod serve_support;
 
 use std::process::Command;
 
+use common::{root, smollm2};
 use serde_json::{json, Value};
 use serve_support::*;
 use swift::model::{LoadOptions, Model};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smollm_chat_completion_and_prompt_logprobs() {
-    let m = smollm();
+    let m = smollm2();
     let s = Server::start(&m, &["--served-model-name", "smollm2"]);
     let body = json!({"model": "smollm2", "temperature": 0, "max_tokens": 40,
                       "messages": [{"role": "user", "content": "What is the capital of France?"}]});
@@ -60,7 +62,7 @@ async fn smollm_chat_completion_and_prompt_logprobs() {
 /// is still exactly greedy; llama.cpp's `repeat_penalty` is understood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smollm_requests_without_sampling_fields_get_the_defaults() {
-    let m = smollm();
+    let m = smollm2();
     let mut s = Server::start(&m, &[]);
     let ask = |extra: Value| {
         let mut b = json!({"messages": [{"role": "user", "content": "Tell me a joke about cats."}],
@@ -121,7 +123,7 @@ async fn smollm_requests_without_sampling_fields_get_the_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smollm_16_concurrent_clients_batched_same_greedy_answers() {
-    let m = smollm();
+    let m = smollm2();
     let s = Server::start(&m, &[]);
     let topics = [
         "France", "Japan", "Brazil", "Canada", "Egypt", "Norway", "India", "Kenya", "Peru",
@@ -178,7 +180,7 @@ async fn smollm_16_concurrent_clients_batched_same_greedy_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn smollm_full_queue_answers_429_and_disconnect_cancels() {
-    let m = smollm();
+    let m = smollm2();
     let s = Server::start(&m, &["--max-batch", "1", "--queue-size", "1"]);
     // A long answer occupies the only batch slot.
     let long = json!({"prompt": "Once upon a time", "max_tokens": 4000, "ignore_eos": true,
@@ -244,12 +246,12 @@ async fn smollm_full_queue_answers_429_and_disconnect_cancels() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_openai_python_client() {
-    let m = smollm();
+    let m = smollm2();
     let s = Server::start(
         &m,
         &["--served-model-name", "smollm2", "--api-key", "k-test"],
     );
-    let root = env!("CARGO_MANIFEST_DIR");
+    let script = root().join("fixtures/serve_openai.py");
     let check = Command::new("python3")
         .args(["-c", "import openai"])
         .output()
@@ -261,7 +263,7 @@ async fn serve_openai_python_client() {
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .arg(format!("{root}/fixtures/serve_openai.py"))
+            .arg(script)
             .arg(format!("{url}/v1"))
             .args(["--model", "smollm2", "--api-key", "k-test"])
             .output()

@@ -2,21 +2,17 @@
 //! special_tokens_map.json and generation_config.json shape the tokenizer.
 //! The folder is the SmolLM2 GGUF's tokenizer saved by swift, then edited.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::smollm2_tokenizer;
 use serde_json::{json, Value};
 use swift::tokenizer::{Message, Tokenizer};
 
 fn smollm2_dir() -> tempfile::TempDir {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
     let dir = tempfile::tempdir().unwrap();
-    Tokenizer::load(&p).unwrap().save(dir.path()).unwrap();
+    smollm2_tokenizer().save(dir.path()).unwrap();
     dir
 }
 

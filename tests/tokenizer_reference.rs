@@ -1,46 +1,22 @@
 //! The SmolLM2 GGUF's tokenizer against the reference token ids
 //! (PyTorch + transformers) and SmolLM2's own tokenizer pipeline.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{ids, read_json, root, smollm2, smollm2_tokenizer};
 use serde_json::Value;
 use swift::model::gguf::GgufFile;
 use swift::tokenizer::{Message, StopMatcher, StreamDecoder, Tokenizer};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn gguf_path() -> PathBuf {
-    let p = root().join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh first",
-        p.display()
-    );
-    p
-}
-
-fn smollm2() -> Tokenizer {
-    Tokenizer::load(&gguf_path()).expect("loading the SmolLM2 tokenizer")
-}
-
 fn ids_fixture() -> Value {
-    let p = root().join("fixtures/tokenizer/smollm2_ids.json");
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    read_json(&root().join("fixtures/tokenizer/smollm2_ids.json"))
 }
 
 #[test]
 fn reference_ids_match_transformers() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     assert!(tok.warnings().is_empty(), "{:?}", tok.warnings());
     let fx = ids_fixture();
     let cases = fx["reference"].as_array().unwrap();
@@ -76,7 +52,7 @@ fn fixture_copy_matches_shared_reference() {
 
 #[test]
 fn harder_strings_match_smollm2_pipeline() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     for c in ids_fixture()["extra"].as_array().unwrap() {
         let text = c["text"].as_str().unwrap();
         let got = tok.encode(text, true).unwrap();
@@ -87,7 +63,7 @@ fn harder_strings_match_smollm2_pipeline() {
 
 #[test]
 fn digits_are_split_one_by_one() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let got = tok.encode("2024", false).unwrap();
     assert_eq!(got.len(), 4, "{got:?}");
     let pieces: Vec<String> = got.iter().map(|&i| tok.id_to_token(i).unwrap()).collect();
@@ -96,7 +72,7 @@ fn digits_are_split_one_by_one() {
 
 #[test]
 fn special_tokens_and_eos() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     assert_eq!(tok.vocab_size(), 49152);
     assert_eq!(tok.bos_id(), Some(1));
     assert_eq!(tok.token_to_id("<|im_end|>"), Some(2));
@@ -111,7 +87,7 @@ fn special_tokens_and_eos() {
 
 #[test]
 fn chat_template_renders_the_reference_prompts() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let fx = ids_fixture();
     let cases = fx["reference"].as_array().unwrap();
     let want = |name: &str| {
@@ -139,7 +115,7 @@ fn chat_template_renders_the_reference_prompts() {
 
 #[test]
 fn greedy_answers_decode_and_stream() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     for c in ids_fixture()["reference"].as_array().unwrap() {
         let Some(g) = c.get("greedy_ids") else {
             continue;
@@ -189,7 +165,7 @@ fn greedy_answers_decode_and_stream() {
 
 #[test]
 fn stream_decoding_multibyte_text_matches_decode() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let text = "naïve café — “quotes” 日本語のテキスト 🦀🚀 emoji<|im_end|>";
     let ids = tok.encode(text, false).unwrap();
     let mut dec = StreamDecoder::new(&tok, false);
@@ -208,7 +184,7 @@ fn stream_decoding_multibyte_text_matches_decode() {
 
 #[test]
 fn saved_folder_reloads_identically() {
-    let tok = smollm2();
+    let tok = smollm2_tokenizer();
     let dir = tempfile::tempdir().unwrap();
     tok.save(dir.path()).unwrap();
     for f in [
@@ -247,9 +223,9 @@ fn saved_folder_reloads_identically() {
 
 #[test]
 fn from_gguf_and_load_agree() {
-    let g = GgufFile::open(gguf_path()).unwrap();
+    let g = GgufFile::open(smollm2()).unwrap();
     let a = Tokenizer::from_gguf(&g).unwrap();
-    let b = smollm2();
+    let b = smollm2_tokenizer();
     let text = "Hello 123 <|im_start|>";
     assert_eq!(a.encode(text, true).unwrap(), b.encode(text, true).unwrap());
 }
@@ -269,7 +245,7 @@ fn missing_or_bad_paths_are_clear_errors() {
 #[test]
 fn gguf_metadata_round_trips_from_gguf_and_from_folder() {
     use swift::model::gguf::write_gguf;
-    let g = GgufFile::open(gguf_path()).unwrap();
+    let g = GgufFile::open(smollm2()).unwrap();
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let dir = tempfile::tempdir().unwrap();
     tok.save(&dir.path().join("hf")).unwrap();

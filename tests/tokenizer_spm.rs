@@ -2,15 +2,15 @@
 //! merges recovered from scores) against transformers' GGUF converter
 //! (fixtures/tokenizer/spm_tiny.json, made by make_spm_ids.py).
 
-use std::path::PathBuf;
+mod common;
 
+use common::{ids, read_json, root};
 use serde_json::Value;
 use swift::tokenizer::gguf_vocab::GgufVocab;
 use swift::tokenizer::{StreamDecoder, Tokenizer};
 
 fn fixture() -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tokenizer/spm_tiny.json");
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    read_json(&root().join("fixtures/tokenizer/spm_tiny.json"))
 }
 
 fn tokenizer(fx: &Value) -> Tokenizer {
@@ -48,14 +48,6 @@ fn tokenizer(fx: &Value) -> Tokenizer {
         ..Default::default()
     };
     Tokenizer::from_gguf_vocab(&vocab).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 #[test]

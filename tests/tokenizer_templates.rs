@@ -3,14 +3,10 @@
 //! messages and options (fixtures/templates/expected.json, made by
 //! fixtures/templates/make_expected.py).
 
-use std::path::PathBuf;
+mod common;
 
-use serde_json::Value;
+use common::{read_json, root};
 use swift::tokenizer::{ChatTemplate, RenderOptions};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn template(name: &str) -> ChatTemplate {
     if let Some(b) = name.strip_prefix("builtin:") {
@@ -24,8 +20,7 @@ fn template(name: &str) -> ChatTemplate {
 }
 
 fn run_cases(filter: impl Fn(&str) -> bool) -> usize {
-    let p = root().join("fixtures/templates/expected.json");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let doc = read_json(&root().join("fixtures/templates/expected.json"));
     let mut failures = Vec::new();
     let mut n = 0;
     for c in doc["cases"].as_array().unwrap() {
@@ -104,8 +99,7 @@ fn every_builtin_has_expected_strings() {
 fn expected_strings_are_fresh() {
     // expected.json records the sources it was made from; a template edited
     // since then needs fixtures/templates/make_expected.py rerun.
-    let p = root().join("fixtures/templates/expected.json");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let doc = read_json(&root().join("fixtures/templates/expected.json"));
     for (name, src) in doc["sources"].as_object().unwrap() {
         assert_eq!(
             template(name).source(),

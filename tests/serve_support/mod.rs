@@ -1,24 +1,15 @@
 //! Shared by the `serve_*` tests: start the real binary on a free loopback
-//! port, talk HTTP to it, read SSE streams, write tiny adapters.
+//! port, talk HTTP to it, read SSE streams, write tiny adapters. A test file
+//! that uses it declares `mod common;` too.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use serde_json::Value;
 
-/// The SmolLM2 test model (fails with the fix when it is missing).
-pub fn smollm() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cache/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/fetch-smollm2.sh",
-        p.display()
-    );
-    p
-}
+use crate::common::{ok_json, swift_cmd};
 
 /// A running `swift infer --serve`.
 pub struct Server {
@@ -34,14 +25,11 @@ impl Server {
     }
 
     pub fn start_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swift"));
+        let mut cmd = swift_cmd();
         cmd.args(["infer", "--model"])
             .arg(model)
             .args(["--serve", "--port", "0"])
             .args(extra)
-            .env("NO_COLOR", "1")
-            .env_remove("SWIFT_API_KEY")
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -215,62 +203,14 @@ pub fn stream_finish(chunks: &[Value], index: u64) -> Option<String> {
         .find_map(|ch| ch["finish_reason"].as_str().map(str::to_string))
 }
 
-/// A PEFT adapter (q/v/down projections, rank 2, non-zero B) for a loaded model.
-pub fn write_adapter(m: &swift::model::Model, dir: &Path, seed: u64) {
-    use candle_core::{Device, Tensor};
-    use swift::model::export::{write_safetensors, RawTensor};
-    std::fs::create_dir_all(dir).unwrap();
-    let r = 2;
-    let mut s = seed;
-    let mut rnd = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
-            })
-            .collect()
-    };
-    let mut ts = Vec::new();
-    for (i, layer) in m.layers.iter().enumerate() {
-        for (group, module) in [
-            ("self_attn", "q_proj"),
-            ("self_attn", "v_proj"),
-            ("mlp", "down_proj"),
-        ] {
-            let l = layer.linear(module).unwrap();
-            let a = Tensor::from_vec(rnd(r * l.in_features()), (r, l.in_features()), &Device::Cpu)
-                .unwrap();
-            let b = Tensor::from_vec(
-                rnd(r * l.out_features()),
-                (l.out_features(), r),
-                &Device::Cpu,
-            )
-            .unwrap();
-            let p = format!("base_model.model.model.layers.{i}.{group}.{module}");
-            ts.push(RawTensor::f32(&format!("{p}.lora_A.weight"), &a).unwrap());
-            ts.push(RawTensor::f32(&format!("{p}.lora_B.weight"), &b).unwrap());
-        }
-    }
-    write_safetensors(&dir.join("adapter_model.safetensors"), &ts).unwrap();
-    let cfg = serde_json::json!({"peft_type": "LORA", "r": r, "lora_alpha": 8, "lora_dropout": 0.0,
-        "target_modules": ["q_proj", "v_proj", "down_proj"], "use_rslora": false, "bias": "none"});
-    std::fs::write(dir.join("adapter_config.json"), cfg.to_string()).unwrap();
-}
-
 /// `swift infer --json` (the terminal path) for comparison.
 pub fn infer_json(model: &Path, args: &[&str]) -> Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_swift"))
+    let o = swift_cmd()
         .args(["infer", "--model"])
         .arg(model)
         .args(args)
         .arg("--json")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "swift infer failed: {err}");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
+    ok_json(&o)
 }
