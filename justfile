@@ -27,13 +27,14 @@ lint:
 gen:
     cargo run --release --quiet --example gen
 
-# Benchmarks, side by side with peers where they can be installed
-bench: build fixtures
+# Benchmarks beside the peers: decode vs llama.cpp, serving, finetune (LoRA, QLoRA) vs TRL and
+# ms-swift, dpo vs TRL (the peers go into venvs under fixtures/cache; figures in target/bench/).
+# `just bench --quick` is a smoke run (3 steps, one round); a full run takes ~25 minutes.
+bench *args: build fixtures
     bash fixtures/bench.sh
     python3 fixtures/bench_serve.py || echo "(bench_serve.py failed)"
-    python3 fixtures/bench_train.py || echo "(bench_train.py failed)"
-    python3 fixtures/bench_qlora.py || echo "(bench_qlora.py failed)"
-    python3 fixtures/bench_dpo.py || echo "(bench_dpo.py failed)"
+    python3 fixtures/bench_train.py {{args}} || echo "(bench_train.py failed)"
+    python3 fixtures/bench_dpo.py {{args}} || echo "(bench_dpo.py failed)"
 
 # What CI runs
 ready: lint test
