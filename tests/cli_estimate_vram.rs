@@ -346,9 +346,10 @@ fn hub_id_resolves_config_from_the_hf_cache_offline() {
 }
 
 /// On the CPU (no GPU here) the estimate models this crate's own trainer.
-/// `fixtures/bench_qlora.py` measured SmolLM2-135M, LoRA r8 all-linear,
-/// batch 4 x ~256 tokens: peak RSS 841 MiB for LoRA on f32 weights, 497 MiB
-/// for NF4 QLoRA; the estimate stays within 15% of both.
+/// Measured with `swift finetune` (the fused LoRA layers) on SmolLM2-135M,
+/// LoRA r8 all-linear, dropout 0.05, batch 4 x 256 tokens, `/usr/bin/time`'s
+/// maximum RSS: 1110 MiB for LoRA on f32 weights, 765 MiB for NF4 QLoRA; the
+/// estimate stays within 15% of both.
 #[test]
 fn cpu_estimate_models_our_trainer_and_matches_measured_peaks() {
     let est = |extra: &[&str]| -> serde_json::Value {
@@ -378,7 +379,7 @@ fn cpu_estimate_models_our_trainer_and_matches_measured_peaks() {
     let mib = |v: &serde_json::Value| v["total_bytes"].as_u64().unwrap() as f64 / 1048576.0;
     let lora = est(&["--method", "lora"]);
     let qlora = est(&["--method", "qlora", "--quant-bits", "4"]);
-    for (v, measured) in [(&lora, 841.0), (&qlora, 497.0)] {
+    for (v, measured) in [(&lora, 1110.0), (&qlora, 765.0)] {
         let e = mib(v);
         assert!(
             (e / measured - 1.0).abs() < 0.15,
@@ -394,7 +395,9 @@ fn cpu_estimate_models_our_trainer_and_matches_measured_peaks() {
         // No CUDA context on the CPU.
         assert!(!v.to_string().contains("CUDA"), "{v}");
     }
-    assert!(mib(&qlora) < 0.65 * mib(&lora));
+    // NF4 saves most of the weights' bytes; the activations stay (measured
+    // ratio 0.69).
+    assert!(mib(&qlora) < 0.75 * mib(&lora));
 }
 
 /// Long context in a PyTorch run: Unsloth's published maximum context
