@@ -122,7 +122,6 @@ impl DpoArgs {
     /// The library job these flags ask for, on --model as given (a hub id
     /// is fetched by the caller, which sets `model` to the local copy).
     pub fn job(&self) -> Result<Job> {
-        self.run.check()?;
         let beta = self.beta.unwrap_or(if self.loss == LossKind::Simpo {
             2.0
         } else {
@@ -148,45 +147,27 @@ impl DpoArgs {
             )
             .into());
         }
-        let (train_data, val_data) = self.data.specs()?;
-        Ok(Job {
-            model: PathBuf::from(&self.data.model),
-            train_data,
-            val_data,
-            data: self.data.options(self.run.seed, false, false)?,
-            method: Some(if full { Method::Full } else { Method::Lora }),
-            quant_bits: None,
-            lora: self.lora.options(),
-            batch_size: self.run.batch_size,
-            gradient_accumulation_steps: self.run.gradient_accumulation_steps,
-            learning_rate: self.run.learning_rate,
-            resume_from_checkpoint: self.run.resume_from_checkpoint.clone(),
-            train: self.run.train_config(),
-            loss: Loss::Preference(PreferenceLoss {
-                cfg: PrefConfig {
-                    loss: self.loss,
-                    beta,
-                    label_smoothing: self.label_smoothing,
-                    simpo_gamma: self.simpo_gamma,
-                    desirable_weight: self.desirable_weight,
-                    undesirable_weight: self.undesirable_weight,
-                },
-                adapter: self.adapter.clone(),
-                ref_adapter: self.ref_adapter.clone(),
-                precompute_ref_logps: self.precompute_ref_logps,
-            }),
-        })
+        let loss = Loss::Preference(PreferenceLoss {
+            cfg: PrefConfig {
+                loss: self.loss,
+                beta,
+                label_smoothing: self.label_smoothing,
+                simpo_gamma: self.simpo_gamma,
+                desirable_weight: self.desirable_weight,
+                undesirable_weight: self.undesirable_weight,
+            },
+            adapter: self.adapter.clone(),
+            ref_adapter: self.ref_adapter.clone(),
+            precompute_ref_logps: self.precompute_ref_logps,
+        });
+        let mut job = training::job(&self.data, &self.lora, &self.run, (false, false), loss)?;
+        job.method = Some(if full { Method::Full } else { Method::Lora });
+        Ok(job)
     }
 }
 
 pub fn run(args: DpoArgs, printer: &Printer) -> Result<()> {
-    let mut job = args.job()?;
-    job.model = super::resolve_model_arg(&job.model, &[])?;
-    let t = training::run_job(
-        &job,
-        printer,
-        "continue with --resume-from-checkpoint latest",
-    )?;
+    let t = training::run_job(args.job()?, printer, training::RESUME_HINT)?;
     printer.info(&format!(
         "done: {} steps in {:.1}s ({:.0} tokens/s), loss {}, rewards/accuracies {}, rewards/margins {}; {} saved to {}",
         t.steps,

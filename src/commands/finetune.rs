@@ -126,38 +126,29 @@ impl FinetuneArgs {
     /// The library job these flags ask for, on --model as given (a hub id
     /// is fetched by the caller, which sets `model` to the local copy).
     pub fn job(&self) -> Result<Job> {
-        self.run.check()?;
-        let (train_data, val_data) = self.data.specs()?;
+        let mut job = training::job(
+            &self.data,
+            &self.lora,
+            &self.run,
+            (self.packing, self.loss_on_all_tokens),
+            Loss::CrossEntropy,
+        )?;
         let full = self.tuner == Some(TunerArg::Full) || self.method == MethodArg::Full;
-        Ok(Job {
-            model: PathBuf::from(&self.data.model),
-            train_data,
-            val_data,
-            data: self
-                .data
-                .options(self.run.seed, self.packing, self.loss_on_all_tokens)?,
-            method: if full {
-                Some(Method::Full)
-            } else {
-                match self.method {
-                    MethodArg::Auto => None,
-                    MethodArg::Lora => Some(Method::Lora),
-                    MethodArg::Qlora => Some(Method::Qlora),
-                    MethodArg::Full => Some(Method::Full),
-                }
-            },
-            quant_bits: self
-                .quant_bits
-                .as_deref()
-                .map(|b| if b == "8" { 8 } else { 4 }),
-            lora: self.lora.options(),
-            batch_size: self.run.batch_size,
-            gradient_accumulation_steps: self.run.gradient_accumulation_steps,
-            learning_rate: self.run.learning_rate,
-            resume_from_checkpoint: self.run.resume_from_checkpoint.clone(),
-            train: self.run.train_config(),
-            loss: Loss::CrossEntropy,
-        })
+        job.method = if full {
+            Some(Method::Full)
+        } else {
+            match self.method {
+                MethodArg::Auto => None,
+                MethodArg::Lora => Some(Method::Lora),
+                MethodArg::Qlora => Some(Method::Qlora),
+                MethodArg::Full => Some(Method::Full),
+            }
+        };
+        job.quant_bits = self
+            .quant_bits
+            .as_deref()
+            .map(|b| if b == "8" { 8 } else { 4 });
+        Ok(job)
     }
 }
 
@@ -176,13 +167,7 @@ pub fn run(args: FinetuneArgs, printer: &Printer) -> Result<()> {
             return Err(Exit::Usage(format!("{flag} needs --merge or --serve")).into());
         }
     }
-    let mut job = args.job()?;
-    job.model = super::resolve_model_arg(&job.model, &[])?;
-    let t = training::run_job(
-        &job,
-        printer,
-        "continue with --resume-from-checkpoint latest",
-    )?;
+    let t = training::run_job(args.job()?, printer, training::RESUME_HINT)?;
     printer.info(&training::sft_done_line(&t));
     if args.run.json {
         let summary = json!({

@@ -434,7 +434,7 @@ fn train(
     }
     state.save(out)?;
     let t = training::run_job(
-        &job,
+        job,
         printer,
         "run the same command again to continue from it",
     )?;

@@ -13,7 +13,7 @@ use clap::{Args, ValueEnum};
 use crate::data::{DatasetSpec, SftOptions, Truncation};
 use crate::error::Exit;
 use crate::printer::Printer;
-use crate::train::job::{Job, Stop, Trained};
+use crate::train::job::{Job, Loss, Stop, Trained};
 use crate::train::lora::LoraOptions;
 use crate::train::optim::AdamWConfig;
 use crate::train::schedule::Schedule;
@@ -365,17 +365,51 @@ pub fn ctrl_c_to_server() {
     CTRL_C.store(CTRL_C_TO_SERVER, Ordering::SeqCst);
 }
 
-/// Run `job` on this machine with Ctrl-C stopping it at the next step; an
-/// interrupted run is reported (where its checkpoint is, and `hint`: how to
-/// continue) and ends in `Exit::Interrupted` (130).
-pub fn run_job(job: &Job, printer: &Printer, hint: &str) -> Result<Trained> {
+/// The job the shared flag groups describe, with the loss and finetune's
+/// own data switches; the planner chooses the method (set `method` and
+/// `quant_bits` to ask for one).
+pub fn job(
+    data: &DataFlags,
+    lora: &LoraFlags,
+    run: &LoopFlags,
+    (packing, loss_on_all_tokens): (bool, bool),
+    loss: Loss,
+) -> Result<Job> {
+    run.check()?;
+    let (train_data, val_data) = data.specs()?;
+    Ok(Job {
+        model: PathBuf::from(&data.model),
+        train_data,
+        val_data,
+        data: data.options(run.seed, packing, loss_on_all_tokens)?,
+        method: None,
+        quant_bits: None,
+        lora: lora.options(),
+        batch_size: run.batch_size,
+        gradient_accumulation_steps: run.gradient_accumulation_steps,
+        learning_rate: run.learning_rate,
+        resume_from_checkpoint: run.resume_from_checkpoint.clone(),
+        train: run.train_config(),
+        loss,
+    })
+}
+
+/// How a plain `swift finetune` / `swift dpo` run continues after Ctrl-C.
+pub const RESUME_HINT: &str = "continue with --resume-from-checkpoint latest";
+
+/// Run `job` on this machine (a hub id in `job.model` fetched first) with
+/// Ctrl-C stopping it at the next step; an interrupted run is reported
+/// (where its checkpoint is, and `hint`: how to continue) and ends in
+/// `Exit::Interrupted` (130).
+pub fn run_job(mut job: Job, printer: &Printer, hint: &str) -> Result<Trained> {
+    job.model = super::resolve_model_arg(&job.model, &[])?;
     let progress = printer.progress();
     ctrl_c_for_training();
     let stop = Stop {
         flag: &STOP,
         armed: &|| CTRL_C.store(CTRL_C_TRAINING, Ordering::SeqCst),
     };
-    let t = crate::train::job::run(job, &super::inventory()?, progress.as_ref(), stop);
+    let t = crate::train::job::run(&job, &super::inventory()?, progress.as_ref(), stop);
     // Training is over: from here a Ctrl-C leaves at once (unless the
     // pipeline hands it to its server).
     CTRL_C.store(CTRL_C_EXITS, Ordering::SeqCst);
