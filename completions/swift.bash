@@ -197,17 +197,13 @@ _swift() {
             return 0
             ;;
         swift__subcmd__dpo)
-            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --dedup --skip-bad-rows --system --loss --beta --label-smoothing --simpo-gamma --desirable-weight --undesirable-weight --adapter --ref-adapter --precompute-ref-logps --output-dir --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --threads --json --quiet --verbose --color --no-progress --help --version"
+            opts="-t -q -v -h -V --model --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --dedup --skip-bad-rows --system --loss --beta --label-smoothing --simpo-gamma --desirable-weight --undesirable-weight --adapter --ref-adapter --precompute-ref-logps --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --adam-beta1 --adam-beta2 --adam-epsilon --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --output-dir --threads --json --dataset --learning-rate --weight-decay --batch-size --num-train-epochs --quiet --verbose --color --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --model)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --dataset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -267,10 +263,6 @@ _swift() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --output-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --tuner)
                     COMPREPLY=($(compgen -W "lora full" -- "${cur}"))
                     return 0
@@ -291,15 +283,15 @@ _swift() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --learning-rate)
+                --adam-beta1)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --weight-decay)
+                --adam-beta2)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --batch-size)
+                --adam-epsilon)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -320,10 +312,6 @@ _swift() {
                     return 0
                     ;;
                 --max-grad-norm)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --num-train-epochs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -355,11 +343,35 @@ _swift() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dataset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --learning-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --weight-decay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --num-train-epochs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -583,7 +595,7 @@ _swift() {
             return 0
             ;;
         swift__subcmd__finetune)
-            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --packing --loss-on-all-tokens --dedup --skip-bad-rows --system --output-dir --method --tuner --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --adam-beta1 --adam-beta2 --adam-epsilon --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --quant-bits --threads --json --merge --merge-output --merge-format --serve --host --port --api-key --served-model-name --quiet --verbose --color --no-progress --help --version"
+            opts="-t -q -v -h -V --model --dataset --val-dataset --split-dataset-ratio --columns --max-length --truncation-strategy --dedup --skip-bad-rows --system --packing --loss-on-all-tokens --method --tuner --quant-bits --lora-rank --lora-alpha --lora-dropout --target-modules --use-rslora --learning-rate --adam-beta1 --adam-beta2 --adam-epsilon --weight-decay --batch-size --gradient-accumulation-steps --lr-scheduler-type --warmup-ratio --warmup-steps --max-grad-norm --num-train-epochs --max-steps --seed --logging-steps --eval-steps --save-steps --save-total-limit --resume-from-checkpoint --output-dir --threads --json --merge --merge-output --merge-format --serve --host --port --api-key --served-model-name --quiet --verbose --color --no-progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -621,16 +633,16 @@ _swift() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --output-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --method)
                     COMPREPLY=($(compgen -W "auto lora qlora full" -- "${cur}"))
                     return 0
                     ;;
                 --tuner)
                     COMPREPLY=($(compgen -W "lora full" -- "${cur}"))
+                    return 0
+                    ;;
+                --quant-bits)
+                    COMPREPLY=($(compgen -W "4 8" -- "${cur}"))
                     return 0
                     ;;
                 --lora-rank)
@@ -725,8 +737,8 @@ _swift() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --quant-bits)
-                    COMPREPLY=($(compgen -W "4 8" -- "${cur}"))
+                --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --threads)

@@ -209,18 +209,19 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l dataset -d 'Tra
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l val-dataset -d 'Validation data (otherwise --split-dataset-ratio of the training rows)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l split-dataset-ratio -d 'Fraction of the training rows held out for validation when no --val-dataset is given' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l columns -d 'JSON object mapping source column names to standard ones, e.g. \'{"question": "query", "answer": "response"}\'' -r
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l max-length -d 'Longest sample in tokens' -r
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l max-length -d 'Longest sample (prompt + answer) in tokens' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l truncation-strategy -d 'What to do with samples over --max-length' -r -f -a "delete\t'Drop rows over --max-length'
 left\t'Keep the end'
 right\t'Keep the start'"
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l system -d 'A default system prompt for rows that have none' -r
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l output-dir -d 'Where the adapter / weights, checkpoints and logs go' -r -F
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l method -d 'Training method; `auto` asks the planner (its choice and reason are printed and kept in args.json)' -r -f -a "auto\t'Let the planner choose (LoRA, or QLoRA on a GGUF / a small device)'
 lora\t''
 qlora\t''
 full\t''"
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l tuner -d 'What trains: LoRA adapters, or every weight (`full`)' -r -f -a "lora\t''
 full\t''"
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l quant-bits -d 'QLoRA on a full-precision model: quantize the frozen base\'s decoder linears at load, 4 = NF4 (bitsandbytes\' 4-bit NormalFloat, blocks of 64), 8 = 8-bit blocks. Implies --method qlora; `auto` picks 4 when the planner chooses QLoRA. A GGUF trains on its own quantized weights' -r -f -a "4\t''
+8\t''"
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l lora-rank -d 'LoRA rank' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l lora-alpha -d 'LoRA alpha (scale = alpha / rank, or alpha / sqrt(rank) with rsLoRA)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l lora-dropout -d 'Dropout on the LoRA input' -r
@@ -246,8 +247,7 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l eval-steps -d '
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-steps -d 'Write checkpoint-N/ every N steps (and at the end)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l save-total-limit -d 'Keep only the newest N checkpoints' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l resume-from-checkpoint -d 'Continue a run: a checkpoint folder, or `latest` in --output-dir' -r
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l quant-bits -d 'QLoRA on a full-precision model: quantize the frozen base\'s decoder linears at load, 4 = NF4 (bitsandbytes\' 4-bit NormalFloat, blocks of 64), 8 = 8-bit blocks. Implies --method qlora; `auto` picks 4 when the planner chooses QLoRA. A GGUF trains on its own quantized weights' -r -f -a "4\t''
-8\t''"
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l output-dir -d 'Where the adapter / weights, checkpoints and logs go' -r -F
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s t -l threads -d 'CPU threads (default: all cores)' -r
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge-output -d 'Where --merge writes the merged model [default: OUTPUT_DIR-merged.gguf for a GGUF, OUTPUT_DIR-merged for an HF folder]' -r -F
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge-format -d 'What --merge writes [default: gguf for a .gguf base (the tensors the adapter leaves alone keep the base\'s own types, so it decodes as fast as the base), hf otherwise]' -r -f -a "hf\t'A Hugging Face folder: safetensors shards, config, tokenizer'
@@ -259,10 +259,10 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -l served-model-na
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l packing -d 'Pack short samples into rows of --max-length tokens'
-complete -c swift -n "__fish_swift_using_subcommand finetune" -l loss-on-all-tokens -d 'Train on every token (pre-training style), not only assistant turns'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l dedup -d 'Remove exact duplicate rows'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l skip-bad-rows -d 'Skip and count malformed rows instead of stopping'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l packing -d 'Pack short samples into rows of --max-length tokens'
+complete -c swift -n "__fish_swift_using_subcommand finetune" -l loss-on-all-tokens -d 'Train on every token (pre-training style), not only assistant turns'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l use-rslora -d 'Rank-stabilised LoRA (scale alpha / sqrt(rank))'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l json -d 'Print a JSON summary on stdout at the end'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l merge -d 'After training, fold the adapter into the base model (at --merge-output, as --merge-format) and print where it is; finished stages are skipped when the same command runs again'
@@ -272,13 +272,12 @@ complete -c swift -n "__fish_swift_using_subcommand finetune" -s v -l verbose -d
 complete -c swift -n "__fish_swift_using_subcommand finetune" -l no-progress -d 'Do not draw progress bars'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c swift -n "__fish_swift_using_subcommand finetune" -s V -l version -d 'Print version'
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l model -d 'A model folder, a .gguf file, or a hub id (`org/name`) fetched first' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l dataset -d 'Preference data: a file (jsonl, json, csv, parquet) or folder, `PATH#N` to sample N rows (repeatable)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l model -d 'A model folder (config.json + safetensors + tokenizer), a .gguf file, or a hub id (`org/name`) fetched first' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l val-dataset -d 'Validation data (otherwise --split-dataset-ratio of the training rows)' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l split-dataset-ratio -d 'Fraction of the training rows held out for validation' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l columns -d 'JSON object mapping source column names to standard ones' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-length -d 'Longest prompt + answer in tokens' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l truncation-strategy -d 'What to do with rows over --max-length' -r -f -a "delete\t'Drop rows over --max-length'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l split-dataset-ratio -d 'Fraction of the training rows held out for validation when no --val-dataset is given' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l columns -d 'JSON object mapping source column names to standard ones, e.g. \'{"question": "query", "answer": "response"}\'' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-length -d 'Longest sample (prompt + answer) in tokens' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l truncation-strategy -d 'What to do with samples over --max-length' -r -f -a "delete\t'Drop rows over --max-length'
 left\t'Keep the end'
 right\t'Keep the start'"
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l system -d 'A default system prompt for rows that have none' -r
@@ -294,24 +293,22 @@ complete -c swift -n "__fish_swift_using_subcommand dpo" -l desirable-weight -d 
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l undesirable-weight -d 'KTO: weight of undesirable examples' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l adapter -d 'Start the policy from this LoRA adapter (e.g. an SFT result); it keeps training' -r -F
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l ref-adapter -d 'The reference model is the base with this adapter (default: the base alone)' -r -F
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l output-dir -d 'Where the adapter / weights, checkpoints and logs go' -r -F
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l tuner -d 'What trains: LoRA adapters, or every weight (`full`)' -r -f -a "lora\t''
 full\t''"
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l lora-rank -d 'LoRA rank' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l lora-alpha -d 'LoRA alpha' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l lora-alpha -d 'LoRA alpha (scale = alpha / rank, or alpha / sqrt(rank) with rsLoRA)' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l lora-dropout -d 'Dropout on the LoRA input' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l target-modules -d 'Modules LoRA wraps: all-linear, or names (q_proj,k_proj,...)' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l learning-rate -d 'Peak learning rate (default 5e-5 for LoRA, 5e-7 for full tuning)' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l weight-decay -d 'AdamW decoupled weight decay' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l batch-size -d 'Pairs per forward pass (each pair is two sequences; default: the planner\'s choice)' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l gradient-accumulation-steps -d 'Forward passes per optimizer step' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l adam-beta1 -d 'AdamW beta1' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l adam-beta2 -d 'AdamW beta2' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l adam-epsilon -d 'AdamW epsilon' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l gradient-accumulation-steps -d 'Forward passes per optimizer step (default: the planner\'s choice)' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l lr-scheduler-type -d 'Learning-rate schedule after the warm-up' -r -f -a "cosine\t''
 linear\t''
 constant\t''"
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l warmup-ratio -d 'Warm-up as a fraction of the steps' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l warmup-steps -d 'Warm-up steps (overrides --warmup-ratio)' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-grad-norm -d 'Clip the gradient norm to this (0 = off)' -r
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l num-train-epochs -d 'Passes over the training data' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l max-steps -d 'Optimizer steps (overrides --num-train-epochs)' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l seed -d 'Seed of the LoRA init, the data order and dropout' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l logging-steps -d 'Log (logging.jsonl, TensorBoard) at step 1 and every N steps' -r
@@ -319,14 +316,20 @@ complete -c swift -n "__fish_swift_using_subcommand dpo" -l eval-steps -d 'Evalu
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l save-steps -d 'Write checkpoint-N/ every N steps (and at the end)' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l save-total-limit -d 'Keep only the newest N checkpoints' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l resume-from-checkpoint -d 'Continue a run: a checkpoint folder, or `latest` in --output-dir' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l output-dir -d 'Where the adapter / weights, checkpoints and logs go' -r -F
 complete -c swift -n "__fish_swift_using_subcommand dpo" -s t -l threads -d 'CPU threads (default: all cores)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l dataset -d 'Preference data: a file (jsonl, json, csv, parquet) or folder, `PATH#N` to sample N rows (repeatable)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l learning-rate -d 'Peak learning rate (default 5e-5 for LoRA, 5e-7 for full tuning)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l weight-decay -d 'AdamW decoupled weight decay (not on biases and norms)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l batch-size -d 'Pairs per forward pass (each pair is two sequences; default: the planner\'s choice)' -r
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l num-train-epochs -d 'Passes over the training data' -r
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l color -d 'When to use colours (NO_COLOR is respected under `auto`)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l dedup -d 'Remove exact duplicate rows'
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l skip-bad-rows -d 'Skip and count malformed rows instead of stopping'
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l precompute-ref-logps -d 'Compute the reference log-probs once before training (no reference model kept during training; useful with --tuner full)'
-complete -c swift -n "__fish_swift_using_subcommand dpo" -l use-rslora -d 'Rank-stabilised LoRA'
+complete -c swift -n "__fish_swift_using_subcommand dpo" -l use-rslora -d 'Rank-stabilised LoRA (scale alpha / sqrt(rank))'
 complete -c swift -n "__fish_swift_using_subcommand dpo" -l json -d 'Print a JSON summary on stdout at the end'
 complete -c swift -n "__fish_swift_using_subcommand dpo" -s q -l quiet -d 'Print only results and errors'
 complete -c swift -n "__fish_swift_using_subcommand dpo" -s v -l verbose -d 'Say more (repeat for more detail)'

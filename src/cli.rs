@@ -125,6 +125,15 @@ fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<()> {
         )
         .into());
     };
+    // Threads are set up once, here, before any exists.
+    let (threads, training) = match &command {
+        Command::Infer(a) => (a.threads, false),
+        Command::Eval(a) => (a.threads, false),
+        Command::Finetune(a) => (a.run.threads, true),
+        Command::Dpo(a) => (a.run.threads, true),
+        _ => (None, false),
+    };
+    commands::init_threads(threads, training)?;
     match command {
         Command::Download(args) => commands::download::run(args, printer),
         Command::EstimateVram(args) => commands::estimate_vram::run(args, printer),

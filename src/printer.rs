@@ -72,6 +72,16 @@ impl Printer {
         }
     }
 
+    /// A prompt for the user's input on stderr, unless quiet: no newline,
+    /// flushed.
+    pub fn prompt(&self, text: &str) {
+        if !self.quiet {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(text.as_bytes());
+            let _ = err.flush();
+        }
+    }
+
     /// Detail shown with `-v`.
     pub fn verbose(&self, level: u8, text: &str) {
         if !self.quiet && self.verbose >= level {
@@ -82,11 +92,7 @@ impl Printer {
     /// A warning to stderr, unless quiet.
     pub fn warn(&self, text: &str) {
         if !self.quiet {
-            if self.color {
-                eprintln!("\x1b[1;33mwarning\x1b[0m: {text}");
-            } else {
-                eprintln!("warning: {text}");
-            }
+            eprintln!("{}", warning_line(text, self.color));
         }
     }
 
@@ -106,11 +112,11 @@ impl Printer {
     /// stderr is not a terminal (unless quiet), nothing when quiet.
     pub fn progress(&self) -> Box<dyn Progress> {
         if self.bars {
-            Box::new(BarProgress::new())
+            Box::new(BarProgress::new(self.color))
         } else if self.quiet {
             Box::new(crate::progress::NoProgress)
         } else {
-            Box::new(LineProgress::new(Duration::from_secs(10)))
+            Box::new(LineProgress::new(Duration::from_secs(10), self.color))
         }
     }
 }
@@ -118,12 +124,22 @@ impl Printer {
 /// indicatif bar on stderr.
 pub struct BarProgress {
     bar: ProgressBar,
+    color: bool,
 }
 
 impl BarProgress {
-    fn new() -> Self {
+    fn new(color: bool) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        BarProgress { bar }
+        BarProgress { bar, color }
+    }
+}
+
+/// `warning: line`, the label in bold yellow with colours.
+fn warning_line(line: &str, color: bool) -> String {
+    if color {
+        format!("\x1b[1;33mwarning\x1b[0m: {line}")
+    } else {
+        format!("warning: {line}")
     }
 }
 
@@ -164,6 +180,9 @@ impl Progress for BarProgress {
     fn println(&self, line: &str) {
         self.bar.println(line);
     }
+    fn warn(&self, line: &str) {
+        self.bar.println(warning_line(line, self.color));
+    }
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
@@ -172,6 +191,7 @@ impl Progress for BarProgress {
 /// Plain lines every `every` when stderr is not a terminal (logs, CI).
 pub struct LineProgress {
     every: Duration,
+    color: bool,
     state: Mutex<LineState>,
 }
 
@@ -184,9 +204,10 @@ struct LineState {
 }
 
 impl LineProgress {
-    fn new(every: Duration) -> Self {
+    fn new(every: Duration, color: bool) -> Self {
         LineProgress {
             every,
+            color,
             state: Mutex::new(LineState {
                 label: String::new(),
                 total: None,
@@ -230,6 +251,9 @@ impl Progress for LineProgress {
     }
     fn println(&self, line: &str) {
         eprintln!("{line}");
+    }
+    fn warn(&self, line: &str) {
+        eprintln!("{}", warning_line(line, self.color));
     }
     fn finish(&self) {}
 }

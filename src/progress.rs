@@ -15,6 +15,10 @@ pub trait Progress: Send + Sync {
     /// A line of text that must be shown even when bars are not (for example
     /// periodic training lines when stderr is not a terminal).
     fn println(&self, _line: &str) {}
+    /// A warning line (shown as `warning: ...`), unless quiet.
+    fn warn(&self, line: &str) {
+        self.println(&format!("warning: {line}"));
+    }
     /// The phase is over.
     fn finish(&self) {}
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -255,58 +255,6 @@ pub struct ComponentOut {
     pub detail: String,
 }
 
-/// What a model path holds: its config, and for a GGUF the bytes its linear
-/// layers and the rest take as stored.
-pub struct ModelSource {
-    pub config: ModelConfig,
-    pub gguf_bytes: Option<(u64, u64)>,
-}
-
-pub fn read_model(path: &Path) -> Result<ModelSource> {
-    if !path.exists() {
-        bail!("{} does not exist", path.display());
-    }
-    let is_gguf = path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
-    if is_gguf {
-        let g = crate::model::gguf::GgufFile::open(path)?;
-        let config = ModelConfig::from_gguf(&g)
-            .with_context(|| format!("reading hyper-parameters from {}", path.display()))?;
-        let mut linear = 0u64;
-        let mut other = 0u64;
-        for t in &g.tensors {
-            let is_linear = t.name.starts_with("blk.")
-                && [
-                    "attn_q.",
-                    "attn_k.",
-                    "attn_v.",
-                    "attn_output.",
-                    "ffn_gate.",
-                    "ffn_up.",
-                    "ffn_down.",
-                ]
-                .iter()
-                .any(|p| t.name.contains(p))
-                && t.name.ends_with(".weight");
-            if is_linear {
-                linear += t.n_bytes();
-            } else {
-                other += t.n_bytes();
-            }
-        }
-        return Ok(ModelSource {
-            config,
-            gguf_bytes: Some((linear, other)),
-        });
-    }
-    Ok(ModelSource {
-        config: ModelConfig::from_path(path)?,
-        gguf_bytes: None,
-    })
-}
-
 /// The device to plan for and the budget, as `--device` and `--budget` say:
 /// an explicit budget sizes the chosen device and never changes it; a GPU
 /// this machine does not have can only be planned for with an explicit
@@ -417,7 +365,7 @@ fn method_of(m: MethodArg) -> Option<Method> {
 /// Compute the report for `args` (no printing): the library entry point the
 /// tests and the other commands call.
 pub fn compute(args: &EstimateVramArgs, model: &Path, inv: &Inventory) -> Result<Report> {
-    let src = read_model(model)?;
+    let src = crate::planner::source::read_model(model)?;
     let cfg = &src.config;
     let (device, budget, budget_source) = resolve_device(args.device, &args.budget, inv)?;
     let engine = resolve_engine(args.engine, &device)?;

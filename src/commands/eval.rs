@@ -375,14 +375,6 @@ fn backend(args: &EvalArgs, printer: &Printer) -> Result<Box<dyn Backend>> {
 }
 
 pub fn run(args: EvalArgs, printer: &Printer) -> Result<()> {
-    if let Some(n) = args.threads {
-        if n == 0 {
-            return Err(usage("--threads must be at least 1"));
-        }
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
-    }
     if args.batch_size == 0 {
         return Err(usage("--batch-size must be at least 1"));
     }

@@ -2,19 +2,21 @@
 //! interactive chat). The generation loop lives in `model::generate`; this
 //! file turns flags into its parameters and prints.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use super::serving::{load, Loaded};
 use crate::error::Exit;
 use crate::model::generate::{generate_with_model, Completion, Finish, GenerateParams, Sequence};
-use crate::model::sampling::{self, SamplingBasis, SamplingFields, SamplingParams};
-use crate::model::{KvCache, LoadOptions, Model};
+use crate::model::sampling::{
+    self, read_generation_config, SamplingBasis, SamplingFields, SamplingParams,
+};
+use crate::model::KvCache;
 use crate::printer::Printer;
 use crate::tokenizer::{Message, Tokenizer};
 
@@ -158,39 +160,9 @@ pub struct InferArgs {
     pub shutdown_grace: u64,
 }
 
-impl InferArgs {
-    /// `swift infer --model MODEL --serve` with every other flag at its
-    /// default: what `swift finetune --serve` hands to [`run`] in-process.
-    pub fn for_serving(model: String) -> InferArgs {
-        InferArgs {
-            model,
-            adapters: Vec::new(),
-            prompt: None,
-            system: None,
-            raw: false,
-            template: None,
-            max_new_tokens: None,
-            temperature: None,
-            top_k: None,
-            top_p: None,
-            min_p: None,
-            repetition_penalty: None,
-            seed: None,
-            stop: Vec::new(),
-            ignore_eos: false,
-            threads: None,
-            json: false,
-            serve: true,
-            host: "127.0.0.1".into(),
-            port: 8080,
-            api_key: None,
-            served_model_name: None,
-            max_batch: 16,
-            queue_size: 64,
-            max_body_bytes: 4 << 20,
-            shutdown_grace: 10,
-        }
-    }
+/// The folders of `--adapter` values.
+fn adapter_dirs(adapters: &[PathBuf]) -> Vec<PathBuf> {
+    adapters.iter().map(|a| adapter_spec(a).1).collect()
 }
 
 /// An `--adapter` value: `DIR` or `NAME=DIR` (a path that exists wins).
@@ -286,29 +258,6 @@ fn read_line(input: &mut dyn BufRead) -> std::io::Result<Option<String>> {
     Ok(Some(s))
 }
 
-/// Read the sampling values of `generation_config.json` beside a model (a
-/// folder); none for a `.gguf` file or a folder without one.
-pub fn read_generation_config(model: &Path) -> Result<SamplingFields> {
-    let file = model.join("generation_config.json");
-    if !model.is_dir() || !file.exists() {
-        return Ok(SamplingFields::default());
-    }
-    let text =
-        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
-    let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).map(|x| x as f32);
-    Ok(SamplingFields {
-        do_sample: v.get("do_sample").and_then(|x| x.as_bool()),
-        temperature: f("temperature"),
-        top_k: v.get("top_k").and_then(|x| x.as_u64()).map(|x| x as usize),
-        top_p: f("top_p"),
-        min_p: f("min_p"),
-        repetition_penalty: f("repetition_penalty"),
-        seed: None,
-    })
-}
-
 impl InferArgs {
     /// The sampling values set on the command line.
     pub fn sampling_fields(&self) -> SamplingFields {
@@ -370,82 +319,18 @@ pub fn sampling_line(
 static GENERATING: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-fn install_ctrlc() {
-    let _ = ctrlc::set_handler(|| {
+fn install_ctrlc(printer: &Printer) {
+    let printer = printer.clone();
+    let _ = ctrlc::set_handler(move || {
         if GENERATING.load(Ordering::SeqCst) {
             INTERRUPTED.store(true, Ordering::SeqCst);
         } else {
-            // Waiting for input (or loading): leave like an ordinary Ctrl-C.
-            eprintln!();
+            // Waiting for input (or loading): leave like an ordinary Ctrl-C
+            // (ending the prompt's line).
+            printer.info("");
             std::process::exit(crate::error::EXIT_INTERRUPTED);
         }
     });
-}
-
-/// Everything a session needs, loaded once.
-struct Loaded {
-    model: Model,
-    tokenizer: Tokenizer,
-    context_len: usize,
-}
-
-fn load(args: &InferArgs, printer: &Printer) -> Result<Loaded> {
-    let path = Path::new(&args.model);
-    if !path.exists() {
-        bail!(
-            "model not found: {} (give a model folder or a .gguf file)",
-            path.display()
-        );
-    }
-    let t0 = Instant::now();
-    printer.info(&format!("loading {}", path.display()));
-    let opts = LoadOptions {
-        adapters: args.adapters.iter().map(|a| adapter_spec(a).1).collect(),
-    };
-    for a in &opts.adapters {
-        if !a.is_dir() {
-            bail!("adapter folder not found: {}", a.display());
-        }
-    }
-    // The tokenizer first: building it frees much memory that the model
-    // load hands back to the OS before the weights are read (peak RSS).
-    // The model's error, if any, is still the one reported.
-    let tokenizer = Tokenizer::load(path);
-    let model = Model::load(path, &opts)
-        .with_context(|| format!("loading the model from {}", path.display()))?;
-    let mut tokenizer =
-        tokenizer.with_context(|| format!("loading the tokenizer from {}", path.display()))?;
-    for w in tokenizer.warnings() {
-        printer.warn(w);
-    }
-    if let Some(name) = &args.template {
-        tokenizer
-            .use_builtin_template(name)
-            .map_err(|e| Exit::Usage(format!("--template {name}: {e:#}")))?;
-    }
-    let cfg = model.config();
-    let context_len = cfg.max_position_embeddings;
-    printer.info(&format!(
-        "loaded {} ({}, {} layers, {:.0}M parameters, context {}{}) in {:.2}s",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        cfg.model_type,
-        cfg.num_hidden_layers,
-        cfg.total_params() as f64 / 1e6,
-        context_len,
-        if args.adapters.is_empty() {
-            String::new()
-        } else {
-            format!(", {} adapter(s)", args.adapters.len())
-        },
-        t0.elapsed().as_secs_f64()
-    ));
-    Ok(Loaded {
-        model,
-        tokenizer,
-        context_len,
-    })
 }
 
 /// The prompt's token ids: the chat template around `messages`, or (raw) the
@@ -497,15 +382,6 @@ fn speed_line(c: &Completion) -> String {
 }
 
 pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
-    if let Some(n) = args.threads {
-        if n == 0 {
-            return Err(Exit::Usage("--threads must be at least 1".into()).into());
-        }
-        // Fails only when the pool already exists (tests calling run twice).
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
-    }
     if args.serve {
         return run_serve(args, printer);
     }
@@ -540,7 +416,12 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
     )?;
     let mut args = args;
     args.model = resolved.to_string_lossy().into_owned();
-    let loaded = load(&args, printer)?;
+    let loaded = load(
+        Path::new(&args.model),
+        &adapter_dirs(&args.adapters),
+        args.template.as_deref(),
+        printer,
+    )?;
     let gen = read_generation_config(Path::new(&args.model))?;
     let chat = prompt.is_none();
     let (sampling, basis) = sampling_params(&args, &gen, chat);
@@ -560,7 +441,7 @@ pub fn run(args: InferArgs, printer: &Printer) -> Result<()> {
     }
     let flags = !args.sampling_fields().is_empty();
     let line = sampling_line(&params.sampling, basis, flags, params.max_new_tokens);
-    install_ctrlc();
+    install_ctrlc(printer);
     match prompt {
         Some(p) => {
             printer.verbose(1, &line);
@@ -604,7 +485,12 @@ fn run_serve(args: InferArgs, printer: &Printer) -> Result<()> {
             bail!("adapter folder not found: {}", dir.display());
         }
     }
-    let loaded = load(&args, printer)?;
+    let loaded = load(
+        Path::new(&args.model),
+        &[],
+        args.template.as_deref(),
+        printer,
+    )?;
     let gen = read_generation_config(Path::new(&args.model))?;
     // What a request that sets no sampling field gets.
     let (sampling, basis) = sampling_params(&args, &gen, true);
@@ -648,17 +534,7 @@ fn run_serve(args: InferArgs, printer: &Printer) -> Result<()> {
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
         ..Default::default()
     };
-    crate::serve::serve(models, loaded.tokenizer, opts, |l| {
-        printer.data(&format!("listening on http://{}", l.addr));
-        printer.info(&format!("serving: {}", l.models.join(", ")));
-        printer.info(&format!(
-            "sampling when a request sets none: {} ({})",
-            sampling.describe(),
-            basis.describe()
-        ));
-    })?;
-    printer.info("server stopped");
-    Ok(())
+    super::serving::serve(models, loaded.tokenizer, opts, &sampling, basis, printer)
 }
 
 fn run_once(
@@ -712,7 +588,7 @@ fn run_chat(
     l: &Loaded,
     params: &GenerateParams,
 ) -> Result<()> {
-    eprintln!("{CHAT_HELP}");
+    printer.info(CHAT_HELP);
     let mut history: Vec<Message> = Vec::new();
     let base: Vec<Message> = args
         .system
@@ -726,23 +602,22 @@ fn run_chat(
     let mut input = stdin.lock();
     loop {
         let msg = read_chat_input(&mut input, &mut |cont| {
-            eprint!("{}", if cont { "... " } else { ">>> " });
-            let _ = std::io::stderr().flush();
+            printer.prompt(if cont { "... " } else { ">>> " });
         })
         .context("reading from the terminal")?;
         let text = match msg {
             ChatInput::Exit => return Ok(()),
             ChatInput::Clear => {
                 history.clear();
-                eprintln!("(conversation cleared)");
+                printer.info("(conversation cleared)");
                 continue;
             }
             ChatInput::Help => {
-                eprintln!("{CHAT_HELP}");
+                printer.info(CHAT_HELP);
                 continue;
             }
             ChatInput::Unknown(cmd) => {
-                eprintln!("unknown command /{cmd}; /help lists them");
+                printer.info(&format!("unknown command /{cmd}; /help lists them"));
                 continue;
             }
             ChatInput::Message(m) => m,
@@ -831,13 +706,20 @@ mod tests {
     }
 
     #[test]
-    fn for_serving_matches_the_command_line_defaults() {
-        let mut parsed = args(&["--serve"]);
-        parsed.api_key = None; // SWIFT_API_KEY in the environment
+    fn serve_defaults_match_the_command_line() {
+        // `swift finetune --serve` serves with ServeOptions' defaults: they
+        // must be what `swift infer --serve` does without flags.
+        let a = args(&["--serve"]);
+        let d = crate::serve::ServeOptions::default();
         assert_eq!(
-            format!("{parsed:?}"),
-            format!("{:?}", InferArgs::for_serving("m.gguf".into()))
+            (&a.host, a.port, a.max_batch, a.queue_size, a.max_body_bytes),
+            (&d.host, d.port, d.max_batch, d.queue, d.body_limit)
         );
+        assert_eq!(
+            std::time::Duration::from_secs(a.shutdown_grace),
+            d.shutdown_grace
+        );
+        assert!(a.sampling_fields() == SamplingFields::default());
     }
 
     #[test]

@@ -11,10 +11,43 @@ pub mod infer;
 pub mod menu;
 pub mod merge;
 pub mod pipeline;
+pub mod serving;
+pub mod training;
 
 use std::path::{Path, PathBuf};
 
+use crate::error::Exit;
+
 use crate::planner::device::{self, GpuSource, Inventory};
+
+/// Threads for the whole process, set once at start before any thread
+/// exists: `threads` (a command's --threads) sizes rayon's pool and candle's
+/// matmuls (which follow `RAYON_NUM_THREADS`); `training` keeps candle's
+/// element-wise pool at one thread unless `CANDLE_NUM_THREADS` says
+/// otherwise: it spins beside the matmul pool and, on a machine with few
+/// cores or shared with other work, they spin against each other (a SmolLM2
+/// step measured 3-4x slower on 2 busy cores), while element-wise work is
+/// small next to the matmuls. `SWIFT_NO_POOL` in the environment turns the
+/// decode path's spinning pool off (`model::pool`).
+pub fn init_threads(threads: Option<usize>, training: bool) -> anyhow::Result<()> {
+    if threads == Some(0) {
+        return Err(Exit::Usage("--threads must be at least 1".into()).into());
+    }
+    if training && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    if let Some(n) = threads {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        // Fails only when the pool already exists (a second call in tests).
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
+    if std::env::var_os("SWIFT_NO_POOL").is_some() {
+        crate::model::pool::disable();
+    }
+    Ok(())
+}
 
 /// The machine's devices as the commands plan for them. The environment is
 /// read here, once: `SWIFT_NO_GPU` hides the GPUs; `SWIFT_FAKE_GPUS` reports

@@ -6,20 +6,26 @@
 //! the stages recorded as finished in `OUTPUT_DIR/pipeline.json` (written
 //! atomically after each stage) and resumes an interrupted training from its
 //! last checkpoint. Every stage runs in this process through the library
-//! (`finetune::train`, `model::merge::merge`, `infer::run`).
+//! (`planner::plan`, `hub`, `train::job::run`, `model::merge::merge`, the
+//! server).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::finetune::{self, FinetuneArgs};
+use super::finetune::FinetuneArgs;
 use super::merge::FormatArg;
+use super::{serving, training};
 use crate::error::Exit;
 use crate::model::gguf::GgmlType;
 use crate::model::merge::{MergeOptions, OutFormat};
+use crate::model::sampling::{self, SamplingFields};
 use crate::printer::Printer;
+use crate::serve::{ServeOptions, ServedModel};
 
 /// The pipeline's record of finished stages, in --output-dir.
 pub const STATE_FILE: &str = "pipeline.json";
@@ -113,7 +119,7 @@ fn is_hub_id(model: &str) -> bool {
 /// serve only with --serve.
 pub fn stages(args: &FinetuneArgs) -> Vec<Stage> {
     let mut v = vec![Stage::Estimate];
-    if is_hub_id(&args.model) {
+    if is_hub_id(&args.data.model) {
         v.push(Stage::Download);
     }
     v.extend([Stage::Finetune, Stage::Merge]);
@@ -123,23 +129,65 @@ pub fn stages(args: &FinetuneArgs) -> Vec<Stage> {
     v
 }
 
-/// A hash of every flag that changes what is trained (not the pipeline's own
-/// flags, --output-dir, --resume-from-checkpoint, --threads or --json).
+/// A flag's value as the command line spells it.
+fn flag_name<E: ValueEnum>(e: &E) -> Option<String> {
+    e.to_possible_value().map(|v| v.get_name().to_string())
+}
+
+/// The settings that change what is trained, as JSON: every training flag,
+/// named explicitly (not the pipeline's own flags, --output-dir,
+/// --resume-from-checkpoint, --threads or --json). A flag added to the
+/// command changes no fingerprint until it is listed here, so the jobs
+/// already in progress stay valid.
+pub fn fingerprint_settings(args: &FinetuneArgs) -> serde_json::Value {
+    let (d, l, r) = (&args.data, &args.lora, &args.run);
+    json!({
+        "model": d.model,
+        "datasets": d.datasets,
+        "val_datasets": d.val_datasets,
+        "split_dataset_ratio": d.split_dataset_ratio,
+        "columns": d.columns,
+        "max_length": d.max_length,
+        "truncation_strategy": flag_name(&d.truncation_strategy),
+        "dedup": d.dedup,
+        "skip_bad_rows": d.skip_bad_rows,
+        "system": d.system,
+        "packing": args.packing,
+        "loss_on_all_tokens": args.loss_on_all_tokens,
+        "method": flag_name(&args.method),
+        "tuner": args.tuner.as_ref().and_then(flag_name),
+        "quant_bits": args.quant_bits,
+        "lora_rank": l.lora_rank,
+        "lora_alpha": l.lora_alpha,
+        "lora_dropout": l.lora_dropout,
+        "target_modules": l.target_modules,
+        "use_rslora": l.use_rslora,
+        "learning_rate": r.learning_rate,
+        "adam_beta1": r.adam_beta1,
+        "adam_beta2": r.adam_beta2,
+        "adam_epsilon": r.adam_epsilon,
+        "weight_decay": r.weight_decay,
+        "batch_size": r.batch_size,
+        "gradient_accumulation_steps": r.gradient_accumulation_steps,
+        "lr_scheduler_type": flag_name(&r.lr_scheduler_type),
+        "warmup_ratio": r.warmup_ratio,
+        "warmup_steps": r.warmup_steps,
+        "max_grad_norm": r.max_grad_norm,
+        "num_train_epochs": r.num_train_epochs,
+        "max_steps": r.max_steps,
+        "seed": r.seed,
+        "logging_steps": r.logging_steps,
+        "eval_steps": r.eval_steps,
+        "save_steps": r.save_steps,
+        "save_total_limit": r.save_total_limit,
+    })
+}
+
+/// A hash of [`fingerprint_settings`] (its JSON, keys in the order listed).
 pub fn fingerprint(args: &FinetuneArgs) -> String {
-    let mut a = args.clone();
-    a.output_dir = PathBuf::new();
-    a.resume_from_checkpoint = None;
-    a.threads = None;
-    a.json = false;
-    a.merge = false;
-    a.merge_output = None;
-    a.merge_format = None;
-    a.serve = false;
-    a.host = None;
-    a.port = None;
-    a.api_key = None;
-    a.served_model_name = None;
-    hex::encode(Sha256::digest(format!("{a:?}").as_bytes()))
+    let text = serde_json::to_string(&fingerprint_settings(args))
+        .expect("JSON of plain values always serializes");
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// What the merge writes: --merge-format, or a GGUF when the base is one
@@ -147,7 +195,7 @@ pub fn fingerprint(args: &FinetuneArgs) -> String {
 pub fn merge_format(args: &FinetuneArgs) -> FormatArg {
     match args.merge_format {
         Some(f) => f,
-        None if Path::new(&args.model).is_file() => FormatArg::Gguf,
+        None if Path::new(&args.data.model).is_file() => FormatArg::Gguf,
         None => FormatArg::Hf,
     }
 }
@@ -163,7 +211,7 @@ pub fn merge_output(args: &FinetuneArgs) -> PathBuf {
         FormatArg::Gguf => ".gguf",
         FormatArg::Hf => "",
     };
-    let o = &args.output_dir;
+    let o = &args.run.output_dir;
     match o.file_name() {
         Some(n) => o.with_file_name(format!("{}-merged{ext}", n.to_string_lossy())),
         None => o.join(format!("merged{ext}")),
@@ -199,13 +247,13 @@ fn gib(bytes: u64) -> String {
 
 pub fn run(mut args: FinetuneArgs, printer: &Printer) -> Result<()> {
     args.merge = true; // --serve implies --merge
-    if args.json && args.serve {
+    if args.run.json && args.serve {
         return Err(Exit::Usage(
             "--json prints a summary at the end; --serve does not end (drop one)".into(),
         )
         .into());
     }
-    let out = args.output_dir.clone();
+    let out = args.run.output_dir.clone();
     let merged = merge_output(&args);
     if merged == out {
         return Err(
@@ -243,7 +291,7 @@ pub fn run(mut args: FinetuneArgs, printer: &Printer) -> Result<()> {
 
     let stages = stages(&args);
     let n = stages.len();
-    let mut model = PathBuf::from(&args.model);
+    let mut model = PathBuf::from(&args.data.model);
     let mut serve_model = merged.clone();
     for (i, &stage) in stages.iter().enumerate() {
         let tag = format!("[{}/{n}] {}", i + 1, stage.name());
@@ -271,7 +319,7 @@ pub fn run(mut args: FinetuneArgs, printer: &Printer) -> Result<()> {
     }
     if !args.serve {
         printer.info(&format!("merged model: {}", serve_model.display()));
-        if args.json {
+        if args.run.json {
             let v = serde_json::json!({
                 "output_dir": out.display().to_string(),
                 "merged": serve_model.display().to_string(),
@@ -294,14 +342,16 @@ fn estimate(args: &FinetuneArgs, state: &mut State, tag: &str, printer: &Printer
         printer.info(&format!("{tag}: done before ({v}), skipped"));
         return Ok(());
     }
-    let local = super::resolve_model_arg(Path::new(&args.model), &["config.json"])?;
-    let src = super::estimate_vram::read_model(&local)?;
+    let local = super::resolve_model_arg(Path::new(&args.data.model), &["config.json"])?;
+    let src = crate::planner::source::read_model(&local)?;
     let inv = super::inventory()?;
-    let plan = finetune::plan_run(args, &src.config, &local, args.max_length, &inv);
+    let max_length = args.data.max_length;
+    let (plan, _) =
+        crate::train::job::plan(&args.job()?, &src.config, src.gguf_bytes, max_length, &inv);
     let verdict = format!(
         "{} at --max-length {} needs {} of {} free on {}",
         plan.job.method.name(),
-        args.max_length,
+        max_length,
         gib(plan.estimate.total_bytes),
         gib(plan.budget_bytes),
         crate::planner::plan::training_device(&inv).id
@@ -329,8 +379,8 @@ fn download(
         printer.info(&format!("{tag}: done before ({}), skipped", p.display()));
         return Ok(p.clone());
     }
-    printer.info(&format!("{tag}: fetching {}", args.model));
-    let p = super::resolve_model_arg(Path::new(&args.model), &[])?;
+    printer.info(&format!("{tag}: fetching {}", args.data.model));
+    let p = super::resolve_model_arg(Path::new(&args.data.model), &[])?;
     printer.info(&format!("{tag}: {}", p.display()));
     state.download = Some(p.clone());
     Ok(p)
@@ -344,7 +394,7 @@ fn train(
     tag: &str,
     printer: &Printer,
 ) -> Result<()> {
-    let out = &args.output_dir;
+    let out = &args.run.output_dir;
     let finished = trained_output(out);
     if state.finetune && finished.is_some() {
         printer.info(&format!(
@@ -362,15 +412,15 @@ fn train(
         state.finetune = true;
         return Ok(());
     }
-    let mut targs = args.clone();
-    targs.model = model.to_string_lossy().into_owned();
-    if targs.resume_from_checkpoint.is_none() {
+    let mut job = args.job()?;
+    job.model = model.to_path_buf();
+    if job.resume_from_checkpoint.is_none() {
         if let Some((step, dir)) = crate::train::checkpoint::list(out)?.pop() {
             printer.info(&format!(
                 "{tag}: resuming from {} (step {step})",
                 dir.display()
             ));
-            targs.resume_from_checkpoint = Some("latest".into());
+            job.resume_from_checkpoint = Some("latest".into());
         } else {
             printer.info(&format!("{tag}: training into {}", out.display()));
         }
@@ -383,7 +433,12 @@ fn train(
         m.done = false;
     }
     state.save(out)?;
-    let t = finetune::train(&targs, printer)?;
+    let t = training::run_job(
+        job,
+        printer,
+        "run the same command again to continue from it",
+    )?;
+    printer.info(&training::sft_done_line(&t));
     state.finetune = true;
     printer.info(&format!(
         "{tag}: done, {} in {}",
@@ -408,7 +463,7 @@ fn merge(
     tag: &str,
     printer: &Printer,
 ) -> Result<PathBuf> {
-    let out = &args.output_dir;
+    let out = &args.run.output_dir;
     match trained_output(out) {
         Some(Trained::Model) => {
             printer.info(&format!(
@@ -490,21 +545,36 @@ fn merge(
     Ok(merged.to_path_buf())
 }
 
-/// Serve the merged model until SIGINT / SIGTERM (`swift infer --serve`).
+/// Serve the merged model until SIGINT / SIGTERM, as `swift infer --serve`
+/// does with its other flags at their defaults.
 fn serve(args: &FinetuneArgs, model: &Path, tag: &str, printer: &Printer) -> Result<()> {
-    let mut ia = super::infer::InferArgs::for_serving(model.to_string_lossy().into_owned());
+    printer.info(&format!("{tag}: {} (Ctrl-C stops it)", model.display()));
+    training::ctrl_c_to_server();
+    let loaded = serving::load(model, &[], None, printer)?;
+    let gen = sampling::read_generation_config(model)?;
+    // What a request that sets no sampling field gets.
+    let (defaults, basis) = sampling::resolve(&SamplingFields::default(), &gen, true);
+    let mut opts = ServeOptions {
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        model_sampling: gen,
+        ..Default::default()
+    };
     if let Some(h) = &args.host {
-        ia.host = h.clone();
+        opts.host = h.clone();
     }
     if let Some(p) = args.port {
-        ia.port = p;
+        opts.port = p;
     }
-    ia.api_key = args.api_key.clone();
-    ia.served_model_name = args.served_model_name.clone();
-    ia.threads = args.threads;
-    printer.info(&format!("{tag}: {} (Ctrl-C stops it)", model.display()));
-    finetune::ctrl_c_to_server();
-    super::infer::run(ia, printer)
+    let name = args
+        .served_model_name
+        .clone()
+        .unwrap_or_else(|| model.to_string_lossy().into_owned());
+    let models = vec![ServedModel {
+        name,
+        model: std::sync::Arc::new(loaded.model),
+        parent: None,
+    }];
+    serving::serve(models, loaded.tokenizer, opts, &defaults, basis, printer)
 }
 
 #[cfg(test)]
@@ -539,16 +609,16 @@ mod tests {
             [Stage::Estimate, Stage::Finetune, Stage::Merge, Stage::Serve]
         );
         assert_eq!(merge_output(&a), PathBuf::from("runs/a-merged.gguf"));
-        a.model = "src".into();
+        a.data.model = "src".into();
         assert_eq!(merge_format(&a), FormatArg::Hf);
         assert_eq!(merge_output(&a), PathBuf::from("runs/a-merged"));
         a.merge_format = Some(FormatArg::Gguf);
         assert_eq!(merge_output(&a), PathBuf::from("runs/a-merged.gguf"));
         let mut a = args(&["--serve", "--merge-output", "m"]);
         assert_eq!(merge_output(&a), PathBuf::from("m"));
-        a.model = "org/name".into();
+        a.data.model = "org/name".into();
         assert_eq!(stages(&a)[1], Stage::Download);
-        a.model = "missing.gguf".into();
+        a.data.model = "missing.gguf".into();
         assert_eq!(stages(&a)[1], Stage::Finetune);
     }
 
@@ -575,6 +645,27 @@ mod tests {
         );
         assert_ne!(base, fingerprint(&args(&["--max-steps", "3"])));
         assert_ne!(base, fingerprint(&args(&["--learning-rate", "1e-3"])));
+    }
+
+    #[test]
+    fn fingerprint_is_an_explicit_stable_description() {
+        // The hash of the default settings is pinned: a new flag, a renamed
+        // field or another Debug format must not orphan the jobs in progress
+        // (change this value only when the listed settings change on purpose).
+        let a = args(&[]);
+        assert_eq!(
+            fingerprint(&a),
+            "51be75d18e93fd9c9b157155fcca9a661d20210a227961027bf8565edfc133d7",
+            "{}",
+            fingerprint_settings(&a)
+        );
+        let v = fingerprint_settings(&args(&["--lr-scheduler-type", "linear", "--tuner", "full"]));
+        assert_eq!(v["lr_scheduler_type"], "linear");
+        assert_eq!(v["tuner"], "full");
+        assert_eq!(v["method"], "auto");
+        assert_eq!(v["model"], "Cargo.toml");
+        assert_eq!(v["datasets"], serde_json::json!(["d.jsonl"]));
+        assert!(v.get("output_dir").is_none() && v.get("threads").is_none());
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //! are claimed one at a time from a shared counter, so a worker that the OS
 //! preempts does not hold the others up). When the pool is busy (another
 //! thread is inside [`run`]) the job runs on rayon instead; results never
-//! depend on which thread ran a task. `SWIFT_NO_POOL=1` in the environment
-//! sends every job to rayon (for A/B measurements; spinning only pays when
-//! the threads have cores to themselves).
+//! depend on which thread ran a task. [`disable`] (the command layer calls it
+//! at start for `SWIFT_NO_POOL=1` in the environment) sends every job to
+//! rayon (for A/B measurements; spinning only pays when the threads have
+//! cores to themselves).
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -128,11 +129,19 @@ fn worker(shared: Arc<Shared>, w: usize) {
     }
 }
 
+static DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Send every job to rayon: no pool is started (call before the first
+/// [`run`]; a pool already started stays).
+pub fn disable() {
+    DISABLED.store(true, Ordering::SeqCst);
+}
+
 fn pool() -> Option<&'static Pool> {
     static POOL: OnceLock<Option<Pool>> = OnceLock::new();
     POOL.get_or_init(|| {
         let n = rayon::current_num_threads().saturating_sub(1);
-        if n == 0 || std::env::var_os("SWIFT_NO_POOL").is_some() {
+        if n == 0 || DISABLED.load(Ordering::SeqCst) {
             return None;
         }
         let shared = Arc::new(Shared {

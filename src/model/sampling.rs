@@ -537,6 +537,30 @@ impl Sampler {
     }
 }
 
+/// Read the sampling values of `generation_config.json` beside a model (a
+/// folder); none for a `.gguf` file or a folder without one.
+pub fn read_generation_config(model: &std::path::Path) -> anyhow::Result<SamplingFields> {
+    use anyhow::Context;
+    let file = model.join("generation_config.json");
+    if !model.is_dir() || !file.exists() {
+        return Ok(SamplingFields::default());
+    }
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).map(|x| x as f32);
+    Ok(SamplingFields {
+        do_sample: v.get("do_sample").and_then(|x| x.as_bool()),
+        temperature: f("temperature"),
+        top_k: v.get("top_k").and_then(|x| x.as_u64()).map(|x| x as usize),
+        top_p: f("top_p"),
+        min_p: f("min_p"),
+        repetition_penalty: f("repetition_penalty"),
+        seed: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

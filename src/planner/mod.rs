@@ -5,3 +5,4 @@ pub mod chunks;
 pub mod device;
 pub mod memory;
 pub mod plan;
+pub mod source;

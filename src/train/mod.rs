@@ -26,6 +26,7 @@ pub mod checkpoint;
 pub mod dpo;
 pub mod events;
 pub mod head;
+pub mod job;
 pub mod layer;
 pub mod lora;
 pub mod optim;
