@@ -7,13 +7,18 @@
 //! the new rows of all sequences and runs each linear layer once over the
 //! stack, so the weights are read from memory once per step however many
 //! sequences run; attention is computed per sequence over its own cache.
+//! The layers are those of the CLI's decoder ([`super::forward`]); only the
+//! kernel of a lone row differs (below).
 //!
 //! The numbers do not depend on the batch: a row gets bit-for-bit the same
 //! logits whether it runs alone or beside fifteen others (each output is one
 //! dot product of a weight row, dequantized the same way, with that input
 //! row). So a greedy answer is the same under load as alone, and the prompt
 //! log-probabilities equal those of [`Model::token_logprobs`] (which runs the
-//! same multi-row kernels for prompts of two tokens or more).
+//! same multi-row kernels for prompts of two tokens or more). The CLI's
+//! decode of one row runs the matrix-vector kernel instead, which rounds
+//! differently; here a lone row runs the multi-row kernel too
+//! ([`RowKernel::BatchInvariant`]).
 //!
 //! ```no_run
 //! use swift::model::batched::{forward_batch, BatchItem, SeqCache};
@@ -104,6 +109,18 @@ pub(crate) fn qmatmul(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
     qmatmul_tiles(w, x, n, y)
 }
 
+/// [`qmatmul`] for several weights sharing one input, in one parallel
+/// region where the fused kernels run (the same results as one call each).
+pub(crate) fn qmatmul_many(ws: &[&QWeight], x: &[f32], n: usize, ys: &mut [&mut [f32]]) {
+    #[cfg(target_arch = "x86_64")]
+    if ws.iter().all(|w| fused::supported(w.dtype)) {
+        return fused::matmul_many(ws, x, n, ys);
+    }
+    for (w, y) in ws.iter().zip(ys.iter_mut()) {
+        qmatmul(w, x, n, y);
+    }
+}
+
 /// [`qmatmul`] through f32 tiles of the weights.
 fn qmatmul_tiles(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
     const TILE: usize = 8;
@@ -171,6 +188,9 @@ mod fused {
     unsafe fn h2f(p: *const u8) -> __m256 {
         _mm256_set1_ps(avx2::h2f(p))
     }
+
+    /// How far ahead (bytes) the weights are prefetched.
+    const PREFETCH: usize = 3072;
 
     /// Bytes per block.
     fn block_bytes(t: GgmlType) -> usize {
@@ -246,12 +266,19 @@ mod fused {
     unsafe fn rows_dot<const G: usize>(
         t: GgmlType,
         row: &[u8],
+        end: usize,
         xs: [*const f32; G],
         out: &mut [f32; G],
     ) {
         let mut acc = [[_mm256_setzero_ps(); 4]; G];
         let bs = block_bytes(t);
         for b in 0..row.len() / bs {
+            // The weights stream through once: ask for them ahead (up to
+            // `end`, the chunk's last byte), as the matrix-vector kernels do.
+            let pf = row.as_ptr().add(b * bs + PREFETCH);
+            if (pf as usize) < end {
+                _mm_prefetch::<_MM_HINT_T0>(pf as *const i8);
+            }
             let w = decode(t, row.as_ptr().add(b * bs));
             for g in 0..G {
                 let xb = xs[g].add(b * 32);
@@ -281,10 +308,11 @@ mod fused {
         let cols = w.cols;
         let xs: [*const f32; G] = std::array::from_fn(|g| x[(t0 + g) * cols..].as_ptr());
         let mut o = [0f32; G];
+        let end = w.row(r0 + nr - 1).as_ptr_range().end as usize;
         for r in 0..nr {
             // SAFETY: `supported` checked the CPU features; the row holds
             // cols / 32 whole blocks and each input row has cols values.
-            unsafe { rows_dot::<G>(w.dtype, w.row(r0 + r), xs, &mut o) };
+            unsafe { rows_dot::<G>(w.dtype, w.row(r0 + r), end, xs, &mut o) };
             for g in 0..G {
                 out[g * nr + r] = o[g];
             }
@@ -293,24 +321,46 @@ mod fused {
 
     /// `Y = X W^T` for `n` rows (`supported(w.dtype)` must hold).
     pub fn matmul(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
-        let rows = w.rows;
-        let rb = w.row_bytes();
+        matmul_many(&[w], x, n, &mut [y]);
+    }
+
+    /// [`matmul`] for several weights sharing one input (q/k/v, gate/up),
+    /// in one parallel region (`supported` must hold for each).
+    pub fn matmul_many(ws: &[&QWeight], x: &[f32], n: usize, ys: &mut [&mut [f32]]) {
         let threads = rayon::current_num_threads().max(1);
-        let ch = rows
-            .div_ceil(threads * 4)
-            .max((16384 / rb.max(1)).max(4))
-            .min(rows.max(1));
-        // Chunk ci's outputs, [input][row], at [r0 * n, (r0 + nr) * n).
+        // Per weight: rows per chunk, and where its chunks' outputs go:
+        // with one input row straight into y (its layout is the chunks'),
+        // otherwise chunk ci's outputs, [input][row], at [r0 * n, (r0 + nr)
+        // * n) of a buffer scattered into y afterwards.
+        let mut outs: Vec<Vec<f32>> = Vec::new();
+        let mut jobs: Vec<(usize, usize, usize, SyncPtr<f32>)> = Vec::new();
+        for (wi, (w, y)) in ws.iter().zip(ys.iter_mut()).enumerate() {
+            let rows = w.rows;
+            debug_assert_eq!(x.len(), n * w.cols);
+            debug_assert_eq!(y.len(), n * rows);
+            let ch = rows
+                .div_ceil(threads * 4)
+                .max((16384 / w.row_bytes().max(1)).max(4))
+                .min(rows.max(1));
+            let p = if n == 1 {
+                SyncPtr(y.as_mut_ptr())
+            } else {
+                outs.push(vec![0f32; n * rows]);
+                SyncPtr(outs.last_mut().unwrap().as_mut_ptr())
+            };
+            for r0 in (0..rows).step_by(ch.max(1)) {
+                jobs.push((wi, r0, ch.min(rows - r0), p));
+            }
+        }
         // On the decode pool: a serving step is about 150 of these a token,
         // too short each for rayon's wake-ups (one stream decoded through
         // here ran at half the speed of `swift infer`). The chunks do not
         // depend on which thread runs them, so neither do the results.
-        let mut outs = vec![0f32; n * rows];
-        let p = SyncPtr(outs.as_mut_ptr());
-        pool::run(rows.div_ceil(ch), |ci| {
-            let r0 = ci * ch;
-            let nr = ch.min(rows - r0);
-            // SAFETY: chunk ci writes its own [r0 * n, (r0 + nr) * n).
+        pool::run(jobs.len(), |j| {
+            let (wi, r0, nr, p) = jobs[j];
+            let w = ws[wi];
+            // SAFETY: chunk j writes its own [r0 * n, (r0 + nr) * n) of its
+            // weight's output.
             let out = unsafe { p.slice(r0 * n, nr * n) };
             let mut t0 = 0;
             while t0 < n {
@@ -324,13 +374,17 @@ mod fused {
                 t0 += 4;
             }
         });
-        for ci in 0..rows.div_ceil(ch) {
-            let r0 = ci * ch;
-            let nr = ch.min(rows - r0);
-            let out = &outs[r0 * n..(r0 + nr) * n];
-            for ti in 0..n {
-                y[ti * rows + r0..ti * rows + r0 + nr]
-                    .copy_from_slice(&out[ti * nr..(ti + 1) * nr]);
+        if n == 1 {
+            return;
+        }
+        for (wi, ((w, y), out)) in ws.iter().zip(ys.iter_mut()).zip(&outs).enumerate() {
+            let rows = w.rows;
+            for &(_, r0, nr, _) in jobs.iter().filter(|j| j.0 == wi) {
+                let out = &out[r0 * n..(r0 + nr) * n];
+                for ti in 0..n {
+                    y[ti * rows + r0..ti * rows + r0 + nr]
+                        .copy_from_slice(&out[ti * nr..(ti + 1) * nr]);
+                }
             }
         }
     }

@@ -235,9 +235,9 @@ impl Linear {
         Ok(())
     }
 
-    /// Several layers sharing one input (q/k/v, gate/up): for one row of
-    /// quantized weights on the [`RowKernel::Fastest`] kernel the products
-    /// run in one parallel region.
+    /// Several layers sharing one input (q/k/v, gate/up): on quantized
+    /// weights the products run in one parallel region (for one row on the
+    /// [`RowKernel::Fastest`] kernel, for any number on the other).
     pub fn forward_f32_many(
         ls: &[&Linear],
         x: &[f32],
@@ -248,7 +248,7 @@ impl Linear {
         let all_q = ls
             .iter()
             .all(|l| matches!(l.base(), Linear::Quantized { .. }));
-        if t == 1 && all_q && kernel == RowKernel::Fastest {
+        if all_q && (t == 1 || kernel == RowKernel::BatchInvariant) {
             let ws: Vec<&QWeight> = ls
                 .iter()
                 .map(|l| match l.base() {
@@ -256,7 +256,10 @@ impl Linear {
                     _ => unreachable!(),
                 })
                 .collect();
-            quant::matvec_many(&ws, x, ys);
+            match kernel {
+                RowKernel::Fastest => quant::matvec_many(&ws, x, ys),
+                RowKernel::BatchInvariant => super::batched::qmatmul_many(&ws, x, t, ys),
+            }
             for (l, y) in ls.iter().zip(ys.iter_mut()) {
                 add_bias(&l.bias().cloned(), y)?;
                 for lora in l.loras() {
