@@ -189,9 +189,6 @@ mod fused {
         _mm256_set1_ps(avx2::h2f(p))
     }
 
-    /// How far ahead (bytes) the weights are prefetched.
-    const PREFETCH: usize = 3072;
-
     /// Bytes per block.
     fn block_bytes(t: GgmlType) -> usize {
         match t {
@@ -266,19 +263,12 @@ mod fused {
     unsafe fn rows_dot<const G: usize>(
         t: GgmlType,
         row: &[u8],
-        end: usize,
         xs: [*const f32; G],
         out: &mut [f32; G],
     ) {
         let mut acc = [[_mm256_setzero_ps(); 4]; G];
         let bs = block_bytes(t);
         for b in 0..row.len() / bs {
-            // The weights stream through once: ask for them ahead (up to
-            // `end`, the chunk's last byte), as the matrix-vector kernels do.
-            let pf = row.as_ptr().add(b * bs + PREFETCH);
-            if (pf as usize) < end {
-                _mm_prefetch::<_MM_HINT_T0>(pf as *const i8);
-            }
             let w = decode(t, row.as_ptr().add(b * bs));
             for g in 0..G {
                 let xb = xs[g].add(b * 32);
@@ -308,11 +298,10 @@ mod fused {
         let cols = w.cols;
         let xs: [*const f32; G] = std::array::from_fn(|g| x[(t0 + g) * cols..].as_ptr());
         let mut o = [0f32; G];
-        let end = w.row(r0 + nr - 1).as_ptr_range().end as usize;
         for r in 0..nr {
             // SAFETY: `supported` checked the CPU features; the row holds
             // cols / 32 whole blocks and each input row has cols values.
-            unsafe { rows_dot::<G>(w.dtype, w.row(r0 + r), end, xs, &mut o) };
+            unsafe { rows_dot::<G>(w.dtype, w.row(r0 + r), xs, &mut o) };
             for g in 0..G {
                 out[g * nr + r] = o[g];
             }
