@@ -7,13 +7,18 @@
 //! the new rows of all sequences and runs each linear layer once over the
 //! stack, so the weights are read from memory once per step however many
 //! sequences run; attention is computed per sequence over its own cache.
+//! The layers are those of the CLI's decoder ([`super::forward`]); only the
+//! kernel of a lone row differs (below).
 //!
 //! The numbers do not depend on the batch: a row gets bit-for-bit the same
 //! logits whether it runs alone or beside fifteen others (each output is one
 //! dot product of a weight row, dequantized the same way, with that input
 //! row). So a greedy answer is the same under load as alone, and the prompt
 //! log-probabilities equal those of [`Model::token_logprobs`] (which runs the
-//! same multi-row kernels for prompts of two tokens or more).
+//! same multi-row kernels for prompts of two tokens or more). The CLI's
+//! decode of one row runs the matrix-vector kernel instead, which rounds
+//! differently; here a lone row runs the multi-row kernel too
+//! ([`RowKernel::BatchInvariant`]).
 //!
 //! ```no_run
 //! use swift::model::batched::{forward_batch, BatchItem, SeqCache};
@@ -30,11 +35,10 @@
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
-use super::attention;
-use super::decoder::{Embedding, Model};
-use super::linear::{with_f32, Linear, Lora};
+use super::decoder::Model;
+use super::forward::{forward, KvStore, Scratch, Seq};
+use super::linear::RowKernel;
 use super::quant::{self, QWeight};
-use super::vmath;
 
 /// Keys and values of one sequence's past positions, per layer.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +47,9 @@ pub struct SeqCache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     len: usize,
+    /// The forward's working buffers, kept between steps (a step uses its
+    /// first item's).
+    scratch: Scratch,
 }
 
 impl SeqCache {
@@ -53,6 +60,7 @@ impl SeqCache {
             k: vec![Vec::new(); l],
             v: vec![Vec::new(); l],
             len: 0,
+            scratch: Scratch::default(),
         }
     }
 
@@ -86,46 +94,6 @@ pub struct BatchItem<'a> {
     pub all_logits: bool,
 }
 
-fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let h = w.len();
-    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-        let r = 1.0 / (ss + eps).sqrt();
-        for ((o, xv), wv) in or.iter_mut().zip(xr).zip(w) {
-            *o = wv * (xv * r);
-        }
-    }
-}
-
-fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
-    let h = w.len();
-    for xr in x.chunks_exact_mut(h) {
-        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-        let r = 1.0 / (ss + eps).sqrt();
-        for (xv, wv) in xr.iter_mut().zip(w) {
-            *xv = wv * (*xv * r);
-        }
-    }
-}
-
-/// HF half-rotation rope on rows of `n_heads * hd` values.
-fn rope_rows(x: &mut [f32], n_heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
-    let half = hd / 2;
-    let width = n_heads * hd;
-    for (r, xr) in x.chunks_exact_mut(width).enumerate() {
-        let c = &cos[r * half..(r + 1) * half];
-        let s = &sin[r * half..(r + 1) * half];
-        for h in xr.chunks_exact_mut(hd) {
-            let (a, b) = h.split_at_mut(half);
-            for i in 0..half {
-                let (x1, x2) = (a[i], b[i]);
-                a[i] = x1 * c[i] - x2 * s[i];
-                b[i] = x2 * c[i] + x1 * s[i];
-            }
-        }
-    }
-}
-
 /// `Y = X W^T` for `n` rows with W in GGUF blocks. Every output is the dot
 /// product of the dequantized weight row with the input row, computed as
 /// [`quant::dot_f32`] computes it, so the bits do not depend on `n`. With
@@ -139,6 +107,18 @@ pub(crate) fn qmatmul(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
         return fused::matmul(w, x, n, y);
     }
     qmatmul_tiles(w, x, n, y)
+}
+
+/// [`qmatmul`] for several weights sharing one input, in one parallel
+/// region where the fused kernels run (the same results as one call each).
+pub(crate) fn qmatmul_many(ws: &[&QWeight], x: &[f32], n: usize, ys: &mut [&mut [f32]]) {
+    #[cfg(target_arch = "x86_64")]
+    if ws.iter().all(|w| fused::supported(w.dtype)) {
+        return fused::matmul_many(ws, x, n, ys);
+    }
+    for (w, y) in ws.iter().zip(ys.iter_mut()) {
+        qmatmul(w, x, n, y);
+    }
 }
 
 /// [`qmatmul`] through f32 tiles of the weights.
@@ -330,24 +310,46 @@ mod fused {
 
     /// `Y = X W^T` for `n` rows (`supported(w.dtype)` must hold).
     pub fn matmul(w: &QWeight, x: &[f32], n: usize, y: &mut [f32]) {
-        let rows = w.rows;
-        let rb = w.row_bytes();
+        matmul_many(&[w], x, n, &mut [y]);
+    }
+
+    /// [`matmul`] for several weights sharing one input (q/k/v, gate/up),
+    /// in one parallel region (`supported` must hold for each).
+    pub fn matmul_many(ws: &[&QWeight], x: &[f32], n: usize, ys: &mut [&mut [f32]]) {
         let threads = rayon::current_num_threads().max(1);
-        let ch = rows
-            .div_ceil(threads * 4)
-            .max((16384 / rb.max(1)).max(4))
-            .min(rows.max(1));
-        // Chunk ci's outputs, [input][row], at [r0 * n, (r0 + nr) * n).
+        // Per weight: rows per chunk, and where its chunks' outputs go:
+        // with one input row straight into y (its layout is the chunks'),
+        // otherwise chunk ci's outputs, [input][row], at [r0 * n, (r0 + nr)
+        // * n) of a buffer scattered into y afterwards.
+        let mut outs: Vec<Vec<f32>> = Vec::new();
+        let mut jobs: Vec<(usize, usize, usize, SyncPtr<f32>)> = Vec::new();
+        for (wi, (w, y)) in ws.iter().zip(ys.iter_mut()).enumerate() {
+            let rows = w.rows;
+            debug_assert_eq!(x.len(), n * w.cols);
+            debug_assert_eq!(y.len(), n * rows);
+            let ch = rows
+                .div_ceil(threads * 4)
+                .max((16384 / w.row_bytes().max(1)).max(4))
+                .min(rows.max(1));
+            let p = if n == 1 {
+                SyncPtr(y.as_mut_ptr())
+            } else {
+                outs.push(vec![0f32; n * rows]);
+                SyncPtr(outs.last_mut().unwrap().as_mut_ptr())
+            };
+            for r0 in (0..rows).step_by(ch.max(1)) {
+                jobs.push((wi, r0, ch.min(rows - r0), p));
+            }
+        }
         // On the decode pool: a serving step is about 150 of these a token,
         // too short each for rayon's wake-ups (one stream decoded through
         // here ran at half the speed of `swift infer`). The chunks do not
         // depend on which thread runs them, so neither do the results.
-        let mut outs = vec![0f32; n * rows];
-        let p = SyncPtr(outs.as_mut_ptr());
-        pool::run(rows.div_ceil(ch), |ci| {
-            let r0 = ci * ch;
-            let nr = ch.min(rows - r0);
-            // SAFETY: chunk ci writes its own [r0 * n, (r0 + nr) * n).
+        pool::run(jobs.len(), |j| {
+            let (wi, r0, nr, p) = jobs[j];
+            let w = ws[wi];
+            // SAFETY: chunk j writes its own [r0 * n, (r0 + nr) * n) of its
+            // weight's output.
             let out = unsafe { p.slice(r0 * n, nr * n) };
             let mut t0 = 0;
             while t0 < n {
@@ -361,61 +363,35 @@ mod fused {
                 t0 += 4;
             }
         });
-        for ci in 0..rows.div_ceil(ch) {
-            let r0 = ci * ch;
-            let nr = ch.min(rows - r0);
-            let out = &outs[r0 * n..(r0 + nr) * n];
-            for ti in 0..n {
-                y[ti * rows + r0..ti * rows + r0 + nr]
-                    .copy_from_slice(&out[ti * nr..(ti + 1) * nr]);
-            }
+        if n == 1 {
+            return;
         }
-    }
-}
-
-fn add_bias(bias: &Option<candle_core::Tensor>, y: &mut [f32]) -> Result<()> {
-    if let Some(b) = bias {
-        with_f32(b, |b| {
-            for row in y.chunks_exact_mut(b.len()) {
-                for (v, bb) in row.iter_mut().zip(b) {
-                    *v += bb;
+        for (wi, ((w, y), out)) in ws.iter().zip(ys.iter_mut()).zip(&outs).enumerate() {
+            let rows = w.rows;
+            for &(_, r0, nr, _) in jobs.iter().filter(|j| j.0 == wi) {
+                let out = &out[r0 * n..(r0 + nr) * n];
+                for ti in 0..n {
+                    y[ti * rows + r0..ti * rows + r0 + nr]
+                        .copy_from_slice(&out[ti * nr..(ti + 1) * nr]);
                 }
             }
-        })?;
+        }
     }
-    Ok(())
 }
 
-fn lora_add(lora: &Lora, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
-    let (r, inp) = lora.a.dims2()?;
-    let (out, _) = lora.b.dims2()?;
-    let mut ax = vec![0f32; n * r];
-    with_f32(&lora.a, |a| quant::matmul_f32(a, r, inp, x, n, &mut ax))?;
-    let mut d = vec![0f32; n * out];
-    with_f32(&lora.b, |b| quant::matmul_f32(b, out, r, &ax, n, &mut d))?;
-    let s = lora.scale as f32;
-    for (v, dd) in y.iter_mut().zip(&d) {
-        *v += s * dd;
-    }
-    Ok(())
-}
+/// The caches of a step's items, as the forward sees them.
+struct Items<'s, 'a>(&'s mut [BatchItem<'a>]);
 
-/// A linear layer over `n` rows whose result per row does not depend on `n`.
-fn linear_rows(l: &Linear, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
-    match l {
-        Linear::Dense { weight, bias } => {
-            let (o, i) = weight.dims2()?;
-            with_f32(weight, |w| quant::matmul_f32(w, o, i, x, n, y))?;
-            add_bias(bias, y)
-        }
-        Linear::Quantized { weight, bias } => {
-            qmatmul(weight, x, n, y);
-            add_bias(bias, y)
-        }
-        Linear::Lora { base, lora } => {
-            linear_rows(base, x, n, y)?;
-            lora_add(lora, x, n, y)
-        }
+impl KvStore for Items<'_, '_> {
+    fn append(&mut self, layer: usize, seq: usize, k: &[f32], v: &[f32]) {
+        let c = &mut self.0[seq].cache;
+        c.k[layer].extend_from_slice(k);
+        c.v[layer].extend_from_slice(v);
+    }
+
+    fn get(&self, layer: usize, seq: usize) -> (&[f32], &[f32]) {
+        let c = &self.0[seq].cache;
+        (&c.k[layer], &c.v[layer])
     }
 }
 
@@ -429,9 +405,8 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
     }
     let vocab = model.vocab_size();
     let nl = c.num_hidden_layers;
-    // Row offsets of each item in the stacked batch.
-    let mut offs = Vec::with_capacity(items.len() + 1);
-    offs.push(0usize);
+    let mut ids = Vec::new();
+    let mut seqs = Vec::with_capacity(items.len());
     for it in items.iter() {
         if it.ids.is_empty() {
             bail!("a batch item has no new tokens");
@@ -449,184 +424,33 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
         if let Some(bad) = it.ids.iter().find(|&&i| i as usize >= vocab) {
             bail!("token id {bad} is out of range (vocabulary of {vocab})");
         }
-        offs.push(offs.last().unwrap() + it.ids.len());
+        ids.extend_from_slice(it.ids);
+        seqs.push(Seq {
+            rows: it.ids.len(),
+            start: it.cache.len,
+            pad: 0,
+            all_logits: it.all_logits,
+        });
     }
-    let n = *offs.last().unwrap();
-    let (h, hd) = (c.hidden_size, c.head_dim);
-    let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);
-    let (qd, kvd) = (c.q_dim(), c.kv_dim());
-    let eps = c.rms_norm_eps as f32;
-    let half = hd / 2;
-    let inv_freq = model.inv_freq();
-    let window = c.sliding_window;
-
-    // Embeddings.
-    let mut x = vec![0f32; n * h];
-    for (i, it) in items.iter().enumerate() {
-        for (j, &id) in it.ids.iter().enumerate() {
-            let o = &mut x[(offs[i] + j) * h..(offs[i] + j + 1) * h];
-            match &model.embed {
-                Embedding::Quantized(q) => q.dequantize_row(id as usize, o),
-                Embedding::Dense(t) => with_f32(t, |w| {
-                    o.copy_from_slice(&w[id as usize * h..(id as usize + 1) * h])
-                })?,
-            }
-        }
+    // The step's working buffers are the first item's.
+    let mut scratch = std::mem::take(&mut items[0].cache.scratch);
+    let out = forward(
+        model,
+        &ids,
+        &seqs,
+        &mut Items(items),
+        &mut scratch,
+        RowKernel::BatchInvariant,
+    );
+    items[0].cache.scratch = scratch;
+    let logits = out?;
+    for it in items.iter_mut() {
+        it.cache.len += it.ids.len();
     }
-    // Rotary tables for each new row's position.
-    let mut cos = vec![0f32; n * half];
-    let mut sin = vec![0f32; n * half];
-    for (i, it) in items.iter().enumerate() {
-        for j in 0..it.ids.len() {
-            let pos = (it.cache.len + j) as f32;
-            let r = offs[i] + j;
-            for k in 0..half {
-                let f = pos * inv_freq[k];
-                cos[r * half + k] = f.cos();
-                sin[r * half + k] = f.sin();
-            }
-        }
-    }
-    let mut hbuf = vec![0f32; n * h];
-    let mut q = vec![0f32; n * qd];
-    let mut k = vec![0f32; n * kvd];
-    let mut v = vec![0f32; n * kvd];
-    let mut att = vec![0f32; n * qd];
-    let mut o = vec![0f32; n * h];
-    let inter = c.intermediate_size;
-    let mut g = vec![0f32; n * inter];
-    let mut u = vec![0f32; n * inter];
-    let scale = 1.0 / (hd as f32).sqrt();
-    let starts: Vec<usize> = items.iter().map(|it| it.cache.len).collect();
-
-    for (li, layer) in model.layers.iter().enumerate() {
-        with_f32(&layer.input_layernorm, |w| {
-            rms_norm_rows(&x, w, eps, &mut hbuf)
-        })?;
-        linear_rows(&layer.q_proj, &hbuf, n, &mut q)?;
-        linear_rows(&layer.k_proj, &hbuf, n, &mut k)?;
-        linear_rows(&layer.v_proj, &hbuf, n, &mut v)?;
-        if let Some(w) = &layer.q_norm {
-            with_f32(w, |w| rms_norm_inplace(&mut q, w, eps))?;
-        }
-        if let Some(w) = &layer.k_norm {
-            with_f32(w, |w| rms_norm_inplace(&mut k, w, eps))?;
-        }
-        rope_rows(&mut q, nh, hd, &cos, &sin);
-        rope_rows(&mut k, nkv, hd, &cos, &sin);
-        for (i, it) in items.iter_mut().enumerate() {
-            it.cache.k[li].extend_from_slice(&k[offs[i] * kvd..offs[i + 1] * kvd]);
-            it.cache.v[li].extend_from_slice(&v[offs[i] * kvd..offs[i + 1] * kvd]);
-        }
-        // Attention: one task per (sequence, head) over its own cache.
-        let caches: Vec<(&[f32], &[f32])> = items
-            .iter()
-            .map(|it| (it.cache.k[li].as_slice(), it.cache.v[li].as_slice()))
-            .collect();
-        let qref = &q;
-        let offs_ref = &offs;
-        let starts_ref = &starts;
-        let head_out = |i: usize, hh: usize| -> Vec<f32> {
-            let (kb, vb) = caches[i];
-            let t = offs_ref[i + 1] - offs_ref[i];
-            let start = starts_ref[i];
-            let total = start + t;
-            let grp = hh / (nh / nkv);
-            let mut out = vec![0f32; t * hd];
-            let mut scores = Vec::with_capacity(total);
-            for ti in 0..t {
-                let qi = start + ti;
-                let lo = attention::window_start(qi, window);
-                let r = offs_ref[i] + ti;
-                attention::attend(
-                    &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd],
-                    kb,
-                    vb,
-                    kvd,
-                    grp * hd,
-                    (lo, qi),
-                    scale,
-                    &mut scores,
-                    &mut out[ti * hd..(ti + 1) * hd],
-                );
-            }
-            out
-        };
-        let nitems = items.len();
-        let work: usize = (0..nitems)
-            .map(|i| (offs[i + 1] - offs[i]) * (starts[i] + offs[i + 1] - offs[i]))
-            .sum::<usize>()
-            * nh
-            * hd;
-        if (0..nitems).all(|i| offs[i + 1] - offs[i] == 1) && work > 1 << 15 {
-            // A pure decode step (one new position per sequence), as
-            // `Model::forward_ids` runs it: `att` has one row per sequence.
-            let seqs: Vec<attention::DecodeSeq<'_>> = caches
-                .iter()
-                .zip(&starts)
-                .map(|(&(k, v), &qi)| attention::DecodeSeq {
-                    k,
-                    v,
-                    span: Some((attention::window_start(qi, window), qi)),
-                })
-                .collect();
-            attention::decode(attention::Heads::of(c), &q, &seqs, &mut att);
-        } else {
-            let outs: Vec<Vec<f32>> = if work > 1 << 16 {
-                (0..nitems * nh)
-                    .into_par_iter()
-                    .map(|j| head_out(j / nh, j % nh))
-                    .collect()
-            } else {
-                (0..nitems * nh).map(|j| head_out(j / nh, j % nh)).collect()
-            };
-            for (j, ho) in outs.iter().enumerate() {
-                let (i, hh) = (j / nh, j % nh);
-                for ti in 0..offs[i + 1] - offs[i] {
-                    let r = offs[i] + ti;
-                    att[r * qd + hh * hd..r * qd + (hh + 1) * hd]
-                        .copy_from_slice(&ho[ti * hd..(ti + 1) * hd]);
-                }
-            }
-        }
-        linear_rows(&layer.o_proj, &att, n, &mut o)?;
-        for (xv, ov) in x.iter_mut().zip(&o) {
-            *xv += ov;
-        }
-        with_f32(&layer.post_attention_layernorm, |w| {
-            rms_norm_rows(&x, w, eps, &mut hbuf)
-        })?;
-        linear_rows(&layer.gate_proj, &hbuf, n, &mut g)?;
-        linear_rows(&layer.up_proj, &hbuf, n, &mut u)?;
-        vmath::silu_mul(&mut g, &u);
-        linear_rows(&layer.down_proj, &g, n, &mut o)?;
-        for (xv, ov) in x.iter_mut().zip(&o) {
-            *xv += ov;
-        }
-    }
-    for (i, it) in items.iter_mut().enumerate() {
-        it.cache.len += offs[i + 1] - offs[i];
-    }
-    // The rows whose logits are wanted, then the final norm and the head once.
-    let mut rows = Vec::new();
-    let mut counts = Vec::with_capacity(items.len());
-    for (i, it) in items.iter().enumerate() {
-        let (a, b) = if it.all_logits {
-            (offs[i], offs[i + 1])
-        } else {
-            (offs[i + 1] - 1, offs[i + 1])
-        };
-        rows.extend_from_slice(&x[a * h..b * h]);
-        counts.push(b - a);
-    }
-    let nr = rows.len() / h;
-    let mut normed = vec![0f32; rows.len()];
-    with_f32(&model.norm, |w| rms_norm_rows(&rows, w, eps, &mut normed))?;
-    let mut logits = vec![0f32; nr * vocab];
-    linear_rows(&model.lm_head, &normed, nr, &mut logits)?;
     let mut out = Vec::with_capacity(items.len());
     let mut at = 0;
-    for cnt in counts {
+    for sq in &seqs {
+        let cnt = if sq.all_logits { sq.rows } else { 1 };
         out.push(logits[at * vocab..(at + cnt) * vocab].to_vec());
         at += cnt;
     }
@@ -636,6 +460,8 @@ pub fn forward_batch(model: &Model, items: &mut [BatchItem<'_>]) -> Result<Vec<V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::decoder::Embedding;
+    use crate::model::linear::Linear;
     use crate::model::testing::write_tiny_model;
     use crate::model::{KvCache, LoadOptions};
 

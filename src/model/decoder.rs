@@ -5,17 +5,18 @@
 //! Two forwards over the same weights:
 //! * [`Model::forward`] / [`Model::forward_last`]: inference with a
 //!   [`KvCache`] and a batch with left padding, on plain f32 buffers with the
-//!   exact quantized kernels of [`super::quant`] (fast, no autograd).
+//!   exact quantized kernels of [`super::quant`] (fast, no autograd): the
+//!   one inference forward of [`super::forward`], which the server's
+//!   batched step runs too.
 //! * [`Model::forward_train`]: the same function on candle tensors with
 //!   differentiable ops only (no fused rope/softmax/rms_norm), for training.
 
 use super::adapter;
-use super::attention;
 use super::config::{Family, ModelConfig};
+use super::forward::{self, KvStore, Scratch};
 use super::gguf::GgufFile;
-use super::linear::{with_f32, Linear};
+use super::linear::{with_f32, Linear, RowKernel};
 use super::load::WeightSource;
-use super::pool;
 use super::quant::{self, QWeight};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -111,6 +112,8 @@ pub struct KvCache {
     pads: Vec<usize>,
     kv_dim: usize,
     max_len: usize,
+    /// The forward's working buffers, kept between steps.
+    scratch: Scratch,
 }
 
 impl KvCache {
@@ -132,6 +135,7 @@ impl KvCache {
             pads,
             kv_dim: c.kv_dim(),
             max_len: c.max_position_embeddings,
+            scratch: Scratch::default(),
         }
     }
 
@@ -178,6 +182,17 @@ impl KvCache {
     }
 }
 
+impl KvStore for KvCache {
+    fn append(&mut self, layer: usize, seq: usize, k: &[f32], v: &[f32]) {
+        self.k[layer][seq].extend_from_slice(k);
+        self.v[layer][seq].extend_from_slice(v);
+    }
+
+    fn get(&self, layer: usize, seq: usize) -> (&[f32], &[f32]) {
+        (&self.k[layer][seq], &self.v[layer][seq])
+    }
+}
+
 /// Give the heap pages freed so far back to the OS before the weights are
 /// read. glibc keeps freed small blocks mapped; building a tokenizer from
 /// GGUF metadata frees tens of MB of them, which would otherwise count on
@@ -191,46 +206,6 @@ pub fn trim_heap() {
         // SAFETY: glibc's malloc_trim has no preconditions.
         unsafe {
             malloc_trim(0);
-        }
-    }
-}
-
-fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
-    let h = w.len();
-    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-        let r = 1.0 / (ss + eps).sqrt();
-        for ((o, xv), wv) in or.iter_mut().zip(xr).zip(w) {
-            *o = wv * (xv * r);
-        }
-    }
-}
-
-fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
-    let h = w.len();
-    for xr in x.chunks_exact_mut(h) {
-        let ss: f32 = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-        let r = 1.0 / (ss + eps).sqrt();
-        for (xv, wv) in xr.iter_mut().zip(w) {
-            *xv = wv * (*xv * r);
-        }
-    }
-}
-
-/// HF half-rotation rope on rows of `n_heads * hd` values.
-fn rope_rows(x: &mut [f32], n_heads: usize, hd: usize, cos: &[f32], sin: &[f32]) {
-    let half = hd / 2;
-    let width = n_heads * hd;
-    for (r, xr) in x.chunks_exact_mut(width).enumerate() {
-        let c = &cos[r * half..(r + 1) * half];
-        let s = &sin[r * half..(r + 1) * half];
-        for h in xr.chunks_exact_mut(hd) {
-            let (a, b) = h.split_at_mut(half);
-            for i in 0..half {
-                let (x1, x2) = (a[i], b[i]);
-                a[i] = x1 * c[i] - x2 * s[i];
-                b[i] = x2 * c[i] + x1 * s[i];
-            }
         }
     }
 }
@@ -522,7 +497,6 @@ impl Model {
         cache: &mut KvCache,
         last_only: bool,
     ) -> Result<Vec<f32>> {
-        let c = &self.cfg;
         if b == 0 || ids.len() % b != 0 {
             bail!("{} ids do not split into {b} rows", ids.len());
         }
@@ -541,163 +515,21 @@ impl Model {
                 cache.max_len
             );
         }
-        let n = b * t;
-        let (h, hd) = (c.hidden_size, c.head_dim);
-        let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);
-        let (qd, kvd) = (c.q_dim(), c.kv_dim());
-        let eps = c.rms_norm_eps as f32;
-        let half = hd / 2;
-
-        let mut x = vec![0f32; n * h];
-        self.embed_rows(ids, &mut x)?;
-        // Rotary tables for the new positions.
-        let mut cos = vec![0f32; n * half];
-        let mut sin = vec![0f32; n * half];
-        for bi in 0..b {
-            for ti in 0..t {
-                let pos = (start + ti).saturating_sub(cache.pads[bi]) as f32;
-                let r = bi * t + ti;
-                for i in 0..half {
-                    let f = pos * self.inv_freq[i];
-                    cos[r * half + i] = f.cos();
-                    sin[r * half + i] = f.sin();
-                }
-            }
-        }
-        let mut hbuf = vec![0f32; n * h];
-        let mut q = vec![0f32; n * qd];
-        let mut k = vec![0f32; n * kvd];
-        let mut v = vec![0f32; n * kvd];
-        let mut att = vec![0f32; n * qd];
-        let mut o = vec![0f32; n * h];
-        let inter = c.intermediate_size;
-        let mut g = vec![0f32; n * inter];
-        let mut u = vec![0f32; n * inter];
-        let scale = 1.0 / (hd as f32).sqrt();
-        let total = start + t;
-        let window = c.sliding_window;
-
-        for (li, layer) in self.layers.iter().enumerate() {
-            with_f32(&layer.input_layernorm, |w| {
-                rms_norm_rows(&x, w, eps, &mut hbuf)
-            })?;
-            Linear::forward_f32_many(
-                &[&layer.q_proj, &layer.k_proj, &layer.v_proj],
-                &hbuf,
-                n,
-                &mut [&mut q, &mut k, &mut v],
-            )?;
-            if let Some(w) = &layer.q_norm {
-                with_f32(w, |w| rms_norm_inplace(&mut q, w, eps))?;
-            }
-            if let Some(w) = &layer.k_norm {
-                with_f32(w, |w| rms_norm_inplace(&mut k, w, eps))?;
-            }
-            rope_rows(&mut q, nh, hd, &cos, &sin);
-            rope_rows(&mut k, nkv, hd, &cos, &sin);
-            for bi in 0..b {
-                cache.k[li][bi].extend_from_slice(&k[bi * t * kvd..(bi + 1) * t * kvd]);
-                cache.v[li][bi].extend_from_slice(&v[bi * t * kvd..(bi + 1) * t * kvd]);
-            }
-            // Attention, one task per (row, head).
-            let kc = &cache.k[li];
-            let vc = &cache.v[li];
-            let pads = &cache.pads;
-            let qref = &q;
-            let head_out = |bi: usize, hh: usize, out: &mut [f32]| {
-                let g = hh / (nh / nkv);
-                let mut scores = Vec::with_capacity(total);
-                for ti in 0..t {
-                    let qi = start + ti;
-                    if qi < pads[bi] {
-                        continue;
-                    }
-                    let lo = pads[bi].max(attention::window_start(qi, window));
-                    let r = bi * t + ti;
-                    attention::attend(
-                        &qref[r * qd + hh * hd..r * qd + (hh + 1) * hd],
-                        &kc[bi],
-                        &vc[bi],
-                        kvd,
-                        g * hd,
-                        (lo, qi),
-                        scale,
-                        &mut scores,
-                        &mut out[ti * hd..(ti + 1) * hd],
-                    );
-                }
-            };
-            let work = b * nh * t * total * hd;
-            let th = t * hd;
-            if t == 1 && work > 1 << 15 {
-                // One decode position per row, written straight into the
-                // attention rows (`decode` sets every one of them).
-                let seqs: Vec<attention::DecodeSeq<'_>> = (0..b)
-                    .map(|bi| attention::DecodeSeq {
-                        k: &kc[bi],
-                        v: &vc[bi],
-                        span: (start >= pads[bi])
-                            .then(|| (pads[bi].max(attention::window_start(start, window)), start)),
-                    })
-                    .collect();
-                attention::decode(attention::Heads::of(c), qref, &seqs, &mut att);
-            } else {
-                let mut outs = vec![0f32; b * nh * th];
-                if work > 1 << 15 {
-                    let p = pool::SyncPtr(outs.as_mut_ptr());
-                    pool::run(b * nh, |i| {
-                        // SAFETY: task i writes its own head's [i * th, (i + 1) * th).
-                        head_out(i / nh, i % nh, unsafe { p.slice(i * th, th) })
-                    });
-                } else {
-                    for (i, o) in outs.chunks_exact_mut(th).enumerate() {
-                        head_out(i / nh, i % nh, o);
-                    }
-                }
-                for (i, ho) in outs.chunks_exact(th).enumerate() {
-                    let (bi, hh) = (i / nh, i % nh);
-                    for ti in 0..t {
-                        let r = bi * t + ti;
-                        att[r * qd + hh * hd..r * qd + (hh + 1) * hd]
-                            .copy_from_slice(&ho[ti * hd..(ti + 1) * hd]);
-                    }
-                }
-            }
-            layer.o_proj.forward_f32(&att, n, &mut o)?;
-            for (xv, ov) in x.iter_mut().zip(&o) {
-                *xv += ov;
-            }
-            with_f32(&layer.post_attention_layernorm, |w| {
-                rms_norm_rows(&x, w, eps, &mut hbuf)
-            })?;
-            Linear::forward_f32_many(
-                &[&layer.gate_proj, &layer.up_proj],
-                &hbuf,
-                n,
-                &mut [&mut g, &mut u],
-            )?;
-            super::vmath::silu_mul(&mut g, &u);
-            layer.down_proj.forward_f32(&g, n, &mut o)?;
-            for (xv, ov) in x.iter_mut().zip(&o) {
-                *xv += ov;
-            }
-        }
-        cache.len = total;
-        let rows: Vec<f32> = if last_only {
-            let mut r = Vec::with_capacity(b * h);
-            for bi in 0..b {
-                r.extend_from_slice(&x[(bi * t + t - 1) * h..(bi * t + t) * h]);
-            }
-            r
-        } else {
-            x
-        };
-        let nr = rows.len() / h;
-        let mut normed = vec![0f32; rows.len()];
-        with_f32(&self.norm, |w| rms_norm_rows(&rows, w, eps, &mut normed))?;
-        let vocab = self.vocab_size();
-        let mut logits = vec![0f32; nr * vocab];
-        self.lm_head.forward_f32(&normed, nr, &mut logits)?;
+        let seqs: Vec<forward::Seq> = cache
+            .pads
+            .iter()
+            .map(|&pad| forward::Seq {
+                rows: t,
+                start,
+                pad,
+                all_logits: !last_only,
+            })
+            .collect();
+        let mut scratch = std::mem::take(&mut cache.scratch);
+        let out = forward::forward(self, ids, &seqs, cache, &mut scratch, RowKernel::Fastest);
+        cache.scratch = scratch;
+        let logits = out?;
+        cache.len = start + t;
         Ok(logits)
     }
 

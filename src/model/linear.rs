@@ -203,6 +203,17 @@ impl Linear {
 
     /// Fast inference forward on plain f32 rows: `x [t, in] -> y [t, out]`.
     pub fn forward_f32(&self, x: &[f32], t: usize, y: &mut [f32]) -> Result<()> {
+        self.forward_f32_with(x, t, y, RowKernel::Fastest)
+    }
+
+    /// [`Linear::forward_f32`] with a choice of kernel for a lone row.
+    pub fn forward_f32_with(
+        &self,
+        x: &[f32],
+        t: usize,
+        y: &mut [f32],
+        kernel: RowKernel,
+    ) -> Result<()> {
         match self {
             Linear::Dense { weight, bias } => {
                 let (o, i) = weight.dims2()?;
@@ -210,29 +221,34 @@ impl Linear {
                 add_bias(bias, y)?;
             }
             Linear::Quantized { weight, bias } => {
-                quant::matmul(weight, x, t, y);
+                match kernel {
+                    RowKernel::Fastest => quant::matmul(weight, x, t, y),
+                    RowKernel::BatchInvariant => super::batched::qmatmul(weight, x, t, y),
+                }
                 add_bias(bias, y)?;
             }
             Linear::Lora { base, lora } => {
-                base.forward_f32(x, t, y)?;
+                base.forward_f32_with(x, t, y, kernel)?;
                 lora_add(lora, x, t, y)?;
             }
         }
         Ok(())
     }
 
-    /// Several layers sharing one input (q/k/v, gate/up): for one row of
-    /// quantized weights the products run in one parallel region.
+    /// Several layers sharing one input (q/k/v, gate/up): on quantized
+    /// weights the products run in one parallel region (for one row on the
+    /// [`RowKernel::Fastest`] kernel, for any number on the other).
     pub fn forward_f32_many(
         ls: &[&Linear],
         x: &[f32],
         t: usize,
         ys: &mut [&mut [f32]],
+        kernel: RowKernel,
     ) -> Result<()> {
         let all_q = ls
             .iter()
             .all(|l| matches!(l.base(), Linear::Quantized { .. }));
-        if t == 1 && all_q {
+        if all_q && (t == 1 || kernel == RowKernel::BatchInvariant) {
             let ws: Vec<&QWeight> = ls
                 .iter()
                 .map(|l| match l.base() {
@@ -240,7 +256,10 @@ impl Linear {
                     _ => unreachable!(),
                 })
                 .collect();
-            quant::matvec_many(&ws, x, ys);
+            match kernel {
+                RowKernel::Fastest => quant::matvec_many(&ws, x, ys),
+                RowKernel::BatchInvariant => super::batched::qmatmul_many(&ws, x, t, ys),
+            }
             for (l, y) in ls.iter().zip(ys.iter_mut()) {
                 add_bias(&l.bias().cloned(), y)?;
                 for lora in l.loras() {
@@ -250,10 +269,23 @@ impl Linear {
             return Ok(());
         }
         for (l, y) in ls.iter().zip(ys.iter_mut()) {
-            l.forward_f32(x, t, y)?;
+            l.forward_f32_with(x, t, y, kernel)?;
         }
         Ok(())
     }
+}
+
+/// The kernel that one row of quantized weights runs on (several rows run
+/// the multi-row kernels either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowKernel {
+    /// The matrix-vector kernel, the fastest for a lone row, whose rounding
+    /// differs from the multi-row kernels' (the CLI's decode).
+    Fastest,
+    /// The multi-row kernels for every row count: a row's result does not
+    /// depend on how many rows run beside it (the server's step, whose
+    /// answers must not change with the load).
+    BatchInvariant,
 }
 
 thread_local! {

@@ -35,6 +35,7 @@ pub mod attention;
 pub mod batched;
 pub mod config;
 pub mod decoder;
+pub mod forward;
 pub mod generate;
 pub mod gguf;
 pub mod linear;
