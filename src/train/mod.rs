@@ -144,20 +144,35 @@ pub fn forward_backward<T>(
     }
 }
 
-/// Buffers of the fused path, kept across layers and steps.
-#[derive(Default)]
-struct Workspace {
-    saved: Vec<layer::Saved<Vec<f32>>>,
-    /// Layer inputs when the activations are recomputed.
-    inputs: Vec<Vec<f32>>,
-    sc: layer::Scratch<Vec<f32>>,
-    y: Vec<f32>,
-    dy: Vec<f32>,
-    dx: Vec<f32>,
+/// Buffers of the fused path (a device's), kept across layers and steps.
+struct Workspace<B> {
+    saved: Vec<layer::Saved<B>>,
+    /// Inputs of the layers that are recomputed in the backward.
+    inputs: Vec<B>,
+    sc: layer::Scratch<B>,
+    x: B,
+    y: B,
+    dy: B,
+    dx: B,
+}
+
+impl<B: Default> Default for Workspace<B> {
+    fn default() -> Self {
+        Workspace {
+            saved: Vec::new(),
+            inputs: Vec::new(),
+            sc: Default::default(),
+            x: B::default(),
+            y: B::default(),
+            dy: B::default(),
+            dx: B::default(),
+        }
+    }
 }
 
 thread_local! {
-    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
+    static CPU_WORKSPACE: std::cell::RefCell<Workspace<Vec<f32>>> =
+        std::cell::RefCell::new(Workspace::default());
 }
 
 /// The packed rows of a micro-batch and their embeddings.
@@ -199,7 +214,8 @@ fn unpack(pack: &layer::Packing, x: &[f32], b: usize, t: usize, h: usize) -> Res
 /// The fused path: layers forward (keeping what their backward needs, or
 /// only their inputs past the planner's budget; `keep`, the number of layers
 /// that keep theirs, overrides it), the head and loss on candle's graph, then
-/// the layers backward.
+/// the layers backward. The device's kernels are chosen here (the CPU's
+/// today); [`fused_pass`] runs on any [`layer::Kernels`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn fused_forward_backward<T>(
     model: &Model,
@@ -212,96 +228,119 @@ pub(crate) fn fused_forward_backward<T>(
     keep: Option<usize>,
 ) -> Result<LossOut> {
     let (ids, pack, x0) = packed_inputs(model, objective, items)?;
-    let (b, t) = ids.dims2()?;
-    let dims = plan.dims;
-    let h = dims.hidden;
-    let n = plan.layers.len();
     let k = layer::cpu::Cpu::new(model.inv_freq(), pack.max_len());
-    // The first `keep` layers keep their activations; the others keep their
-    // input and are recomputed in the backward, through one shared slot.
-    let keep = match keep {
-        Some(k) => k.min(n),
-        None => {
-            crate::planner::chunks::kept_layers(pack.rows, layer::saved_floats_per_row(model), n)
-        }
+    let step = FusedStep {
+        model,
+        plan,
+        ids: &ids,
+        pack: &pack,
+        seed,
+        keep,
     };
-    WORKSPACE.with(|ws| -> Result<LossOut> {
-        let ws = &mut *ws.borrow_mut();
+    CPU_WORKSPACE.with(|ws| {
+        step.run(&k, &mut ws.borrow_mut(), &x0, grads, |hn: &Tensor| {
+            objective.loss_from_hidden(model, items, hn, denom, true)
+        })
+    })
+}
+
+/// One micro-batch through the fused layers.
+struct FusedStep<'a> {
+    model: &'a Model,
+    plan: &'a layer::Plan<'a>,
+    ids: &'a Tensor,
+    pack: &'a layer::Packing,
+    seed: u64,
+    keep: Option<usize>,
+}
+
+impl FusedStep<'_> {
+    /// Forward through the layers, `loss` on the final normed hidden states,
+    /// backward through the layers; `x0` holds the packed embeddings.
+    fn run<K: layer::Kernels>(
+        &self,
+        k: &K,
+        ws: &mut Workspace<K::Buf>,
+        x0: &[f32],
+        grads: &mut [Vec<f32>],
+        loss: impl FnOnce(&Tensor) -> Result<LossOut>,
+    ) -> Result<LossOut> {
+        let (model, plan, pack) = (self.model, self.plan, self.pack);
+        let (b, t) = self.ids.dims2()?;
+        let dims = plan.dims;
+        let h = dims.hidden;
+        let n = plan.layers.len();
+        // The first `keep` layers keep their activations; the others keep
+        // their input and are recomputed in the backward, in one shared slot.
+        let keep = match self.keep {
+            Some(k) => k.min(n),
+            None => crate::planner::chunks::kept_layers(
+                pack.rows,
+                layer::saved_floats_per_row(model),
+                n,
+            ),
+        };
         let slots = if keep < n { keep + 1 } else { n.max(1) };
         ws.saved.resize_with(slots, Default::default);
         ws.saved.truncate(slots);
-        ws.inputs.resize_with(n - keep, Vec::new);
+        ws.inputs.resize_with(n - keep, Default::default);
         let slot = |l: usize| l.min(keep);
-        // Forward.
-        let mut x0 = x0;
+        let seed = Some(self.seed);
+        let forward = |l: usize, s: &mut layer::Saved<K::Buf>, sc: &mut _, y: &mut _| {
+            layer::forward(k, &dims, &plan.layers[l], pack, seed, s, sc, y)
+        };
+        // Forward: each output becomes the next layer's input.
+        k.upload(x0, &mut ws.x);
         for l in 0..n {
             let s = &mut ws.saved[slot(l)];
             if l >= keep {
-                let input = &mut ws.inputs[l - keep];
-                input.clear();
-                input.extend_from_slice(&x0);
+                k.copy(&ws.x, &mut ws.inputs[l - keep]);
             }
-            std::mem::swap(&mut s.x, &mut x0);
-            layer::forward(
-                &k,
-                &dims,
-                &plan.layers[l],
-                &pack,
-                Some(seed),
-                s,
-                &mut ws.sc,
-                &mut ws.y,
-            )?;
-            // The output becomes the next input; x0 takes an old buffer back.
-            std::mem::swap(&mut x0, &mut ws.y);
+            std::mem::swap(&mut s.x, &mut ws.x);
+            forward(l, s, &mut ws.sc, &mut ws.y)?;
+            std::mem::swap(&mut ws.x, &mut ws.y);
         }
-        // Head and loss.
-        let hv = candle_core::Var::from_tensor(&unpack(&pack, &x0, b, t, h)?)?;
+        // Head and loss on candle's graph.
+        let mut hidden = vec![0f32; pack.rows * h];
+        k.download(&ws.x, &mut hidden);
+        let hv = candle_core::Var::from_tensor(&unpack(pack, &hidden, b, t, h)?)?;
         let hn = model.train_final_norm(hv.as_tensor())?;
-        let out = objective.loss_from_hidden(model, items, &hn, denom, true)?;
+        let out = loss(&hn)?;
         let gs = out.loss.backward()?;
         let Some(g) = gs.get(hv.as_tensor()) else {
             return Ok(out);
         };
         let g: Vec<f32> = g.flatten_all()?.to_vec1()?;
         drop(gs);
-        ws.dy.resize(pack.rows * h, 0.0);
         for (bi, &(r0, l)) in pack.seqs.iter().enumerate() {
-            ws.dy[r0 * h..(r0 + l) * h].copy_from_slice(&g[bi * t * h..(bi * t + l) * h]);
+            hidden[r0 * h..(r0 + l) * h].copy_from_slice(&g[bi * t * h..(bi * t + l) * h]);
         }
+        k.upload(&hidden, &mut ws.dy);
         // Layers, last first.
         for l in (0..n).rev() {
             if l >= keep {
                 let s = &mut ws.saved[slot(l)];
-                s.x.clear();
-                s.x.extend_from_slice(&ws.inputs[l - keep]);
-                layer::forward(
-                    &k,
-                    &dims,
-                    &plan.layers[l],
-                    &pack,
-                    Some(seed),
-                    s,
-                    &mut ws.sc,
-                    &mut ws.y,
-                )?;
+                k.copy(&ws.inputs[l - keep], &mut s.x);
+                forward(l, s, &mut ws.sc, &mut ws.y)?;
             }
+            let s = &ws.saved[slot(l)];
+            let (dy, dx) = (&ws.dy, &mut ws.dx);
             layer::backward(
-                &k,
+                k,
                 &dims,
                 &plan.layers[l],
-                &pack,
-                seed,
-                &ws.saved[slot(l)],
+                pack,
+                self.seed,
+                s,
                 &mut ws.sc,
-                &ws.dy,
-                &mut ws.dx,
+                dy,
+                dx,
                 grads,
             )?;
             std::mem::swap(&mut ws.dy, &mut ws.dx);
         }
         Ok(out)
-    })
+    }
 }
 
 /// Forward and backward of one micro-batch on candle's graph, with per-layer

@@ -273,11 +273,6 @@ impl Kernels for Cpu {
         b.resize(n, 0.0);
     }
 
-    fn zeros(&self, b: &mut Vec<f32>, n: usize) {
-        b.clear();
-        b.resize(n, 0.0);
-    }
-
     fn upload(&self, host: &[f32], b: &mut Vec<f32>) {
         b.clear();
         b.extend_from_slice(host);

@@ -29,7 +29,7 @@ use crate::model::decoder::Layer;
 use crate::model::linear::{Linear, Lora};
 use crate::model::Model;
 use crate::train::optim::Param;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use candle_core::{DType, Tensor};
 use std::collections::HashMap;
 
@@ -104,14 +104,6 @@ impl Dims {
     }
     fn kv_dim(&self) -> usize {
         self.kv_heads * self.head_dim
-    }
-    /// Width of the input of projection `m` (in [`MODULES`] order).
-    fn in_of(&self, m: usize) -> usize {
-        match m {
-            3 => self.q_dim(),
-            6 => self.inter,
-            _ => self.hidden,
-        }
     }
 }
 
@@ -275,8 +267,6 @@ pub trait Kernels: Sync {
 
     /// Make `b` hold `n` values (contents unspecified).
     fn resize(&self, b: &mut Self::Buf, n: usize);
-    /// Make `b` hold `n` zeros.
-    fn zeros(&self, b: &mut Self::Buf, n: usize);
     fn upload(&self, host: &[f32], b: &mut Self::Buf);
     fn download(&self, b: &Self::Buf, host: &mut [f32]);
     fn copy(&self, src: &Self::Buf, dst: &mut Self::Buf);
@@ -429,42 +419,60 @@ fn project<K: Kernels>(
     Ok(())
 }
 
-/// The backward of projection `m`: `dx (+)= dy ∂y/∂x`, LoRA gradients into
-/// `grads`.
-#[allow(clippy::too_many_arguments)]
-fn project_backward<K: Kernels>(
-    k: &K,
-    l: &LayerRef,
-    m: usize,
-    x: &K::Buf,
-    ax: &[K::Buf],
-    dy: &K::Buf,
+/// What the backward of every projection of one layer shares: the kernels,
+/// the layer, the batch, the gradient buffers and two small scratch buffers.
+struct Back<'a, K: Kernels> {
+    k: &'a K,
+    l: &'a LayerRef<'a>,
     rows: usize,
     seed: u64,
-    dx: &mut K::Buf,
-    accumulate: bool,
-    grads: &mut [Vec<f32>],
-    s1: &mut K::Buf,
-    s2: &mut K::Buf,
-) -> Result<()> {
-    k.linear_backward(l.linear(m), dy, rows, dx, accumulate)?;
-    for (j, lr) in l.loras[m].iter().enumerate() {
-        let s = dropout_seed(seed, l.index, m, j);
-        let g = match lr.grads {
-            Some((a, b)) => {
-                let (lo, hi) = grads.split_at_mut(a.max(b));
-                Some(if a < b {
-                    (&mut lo[a][..], &mut hi[0][..])
-                } else {
-                    let (bb, aa) = (&mut lo[b][..], &mut hi[0][..]);
-                    (aa, bb)
-                })
-            }
-            None => None,
-        };
-        k.lora_backward(lr.lora, x, &ax[j], dy, rows, s, dx, g, (&mut *s1, &mut *s2))?;
+    grads: &'a mut [Vec<f32>],
+    s1: K::Buf,
+    s2: K::Buf,
+}
+
+impl<K: Kernels> Back<'_, K> {
+    /// The backward of projection `m` (input `x`, its LoRAs' `ax`):
+    /// `dx (+)= dy ∂y/∂x`, LoRA gradients into `grads`.
+    fn project(
+        &mut self,
+        m: usize,
+        x: &K::Buf,
+        ax: &[K::Buf],
+        dy: &K::Buf,
+        dx: &mut K::Buf,
+        accumulate: bool,
+    ) -> Result<()> {
+        let (k, l, rows) = (self.k, self.l, self.rows);
+        k.linear_backward(l.linear(m), dy, rows, dx, accumulate)?;
+        for (j, lr) in l.loras[m].iter().enumerate() {
+            let s = dropout_seed(self.seed, l.index, m, j);
+            let g = match lr.grads {
+                Some((a, b)) => {
+                    let (lo, hi) = self.grads.split_at_mut(a.max(b));
+                    Some(if a < b {
+                        (&mut lo[a][..], &mut hi[0][..])
+                    } else {
+                        let (bb, aa) = (&mut lo[b][..], &mut hi[0][..]);
+                        (aa, bb)
+                    })
+                }
+                None => None,
+            };
+            k.lora_backward(
+                lr.lora,
+                x,
+                &ax[j],
+                dy,
+                rows,
+                s,
+                dx,
+                g,
+                (&mut self.s1, &mut self.s2),
+            )?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Forward of layer `l`: `out = layer(x)`, everything the backward needs in
@@ -607,27 +615,21 @@ pub fn backward<K: Kernels>(
     let rows = pack.rows;
     let layer = l.layer;
     let (h, qd, kvd, inter) = (dims.hidden, dims.q_dim(), dims.kv_dim(), dims.inter);
-    debug_assert_eq!(dims.in_of(6), inter);
+    let mut bk = Back {
+        k,
+        l,
+        rows,
+        seed,
+        grads,
+        s1: std::mem::take(&mut sc.small),
+        s2: std::mem::take(&mut sc.small2),
+    };
     // out = h + down(act): dh = dy; dact = dy ∂down.
     k.resize(&mut sc.act, rows * inter);
     k.swiglu(&s.gate, &s.up, &mut sc.act);
     k.resize(&mut sc.tmp, rows * inter);
     let mut dact = std::mem::take(&mut sc.tmp);
-    project_backward(
-        k,
-        l,
-        6,
-        &sc.act,
-        &s.ax[6],
-        dy,
-        rows,
-        seed,
-        &mut dact,
-        false,
-        grads,
-        &mut sc.small,
-        &mut sc.small2,
-    )?;
+    bk.project(6, &sc.act, &s.ax[6], dy, &mut dact, false)?;
     k.resize(&mut sc.dgate, rows * inter);
     k.resize(&mut sc.dup, rows * inter);
     k.swiglu_backward(&s.gate, &s.up, &dact, &mut sc.dgate, &mut sc.dup);
@@ -636,36 +638,8 @@ pub fn backward<K: Kernels>(
     k.resize(&mut sc.n, rows * h);
     k.rms_norm_again(&s.h, &layer.post_attention_layernorm, &s.rstd2, &mut sc.n)?;
     k.resize(&mut sc.dn, rows * h);
-    project_backward(
-        k,
-        l,
-        4,
-        &sc.n,
-        &s.ax[4],
-        &sc.dgate,
-        rows,
-        seed,
-        &mut sc.dn,
-        false,
-        grads,
-        &mut sc.small,
-        &mut sc.small2,
-    )?;
-    project_backward(
-        k,
-        l,
-        5,
-        &sc.n,
-        &s.ax[5],
-        &sc.dup,
-        rows,
-        seed,
-        &mut sc.dn,
-        true,
-        grads,
-        &mut sc.small,
-        &mut sc.small2,
-    )?;
+    bk.project(4, &sc.n, &s.ax[4], &sc.dgate, &mut sc.dn, false)?;
+    bk.project(5, &sc.n, &s.ax[5], &sc.dup, &mut sc.dn, true)?;
     // dh = dy + rmsnorm'(dn2)
     k.resize(&mut sc.dh, rows * h);
     k.copy(dy, &mut sc.dh);
@@ -679,21 +653,7 @@ pub fn backward<K: Kernels>(
     )?;
     // h = x + o(att): datt.
     k.resize(&mut sc.datt, rows * qd);
-    project_backward(
-        k,
-        l,
-        3,
-        &s.att,
-        &s.ax[3],
-        &sc.dh,
-        rows,
-        seed,
-        &mut sc.datt,
-        false,
-        grads,
-        &mut sc.small,
-        &mut sc.small2,
-    )?;
+    bk.project(3, &s.att, &s.ax[3], &sc.dh, &mut sc.datt, false)?;
     k.resize(&mut sc.dq, rows * qd);
     k.resize(&mut sc.dk, rows * kvd);
     k.resize(&mut sc.dv, rows * kvd);
@@ -716,55 +676,14 @@ pub fn backward<K: Kernels>(
     }
     // n1 = rmsnorm(x): dn1 from q, k, v.
     k.rms_norm_again(&s.x, &layer.input_layernorm, &s.rstd1, &mut sc.n)?;
-    project_backward(
-        k,
-        l,
-        0,
-        &sc.n,
-        &s.ax[0],
-        &sc.dq,
-        rows,
-        seed,
-        &mut sc.dn,
-        false,
-        grads,
-        &mut sc.small,
-        &mut sc.small2,
-    )?;
-    project_backward(
-        k,
-        l,
-        1,
-        &sc.n,
-        &s.ax[1],
-        &sc.dk,
-        rows,
-        seed,
-        &mut sc.dn,
-        true,
-        grads,
-        &mut sc.small,
-        &mut sc.small2,
-    )?;
-    project_backward(
-        k,
-        l,
-        2,
-        &sc.n,
-        &s.ax[2],
-        &sc.dv,
-        rows,
-        seed,
-        &mut sc.dn,
-        true,
-        grads,
-        &mut sc.small,
-        &mut sc.small2,
-    )?;
+    bk.project(0, &sc.n, &s.ax[0], &sc.dq, &mut sc.dn, false)?;
+    bk.project(1, &sc.n, &s.ax[1], &sc.dk, &mut sc.dn, true)?;
+    bk.project(2, &sc.n, &s.ax[2], &sc.dv, &mut sc.dn, true)?;
     // dx = dh + rmsnorm'(dn1)
     k.resize(dx, rows * h);
     k.copy(&sc.dh, dx);
     k.rms_norm_backward(&s.x, &layer.input_layernorm, &s.rstd1, &sc.dn, dx, true)?;
+    (sc.small, sc.small2) = (bk.s1, bk.s2);
     Ok(())
 }
 
@@ -772,13 +691,4 @@ pub fn backward<K: Kernels>(
 /// same number, see [`crate::planner::chunks::saved_values_per_token`]).
 pub fn saved_floats_per_row(model: &Model) -> usize {
     crate::planner::chunks::saved_values_per_token(model.config())
-}
-
-/// Checks shared by the entry points.
-pub fn check_ids(model: &Model, ids: &[u32]) -> Result<()> {
-    let vocab = model.vocab_size();
-    if let Some(&t) = ids.iter().find(|&&t| t as usize >= vocab) {
-        bail!("token id {t} is out of range (vocabulary of {vocab})");
-    }
-    Ok(())
 }
