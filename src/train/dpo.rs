@@ -223,6 +223,8 @@ struct Rows {
     targets: Vec<u32>,
     seg: Vec<usize>,
     lens: Vec<usize>,
+    /// Real tokens of each row (prompt + answer; the rest is padding).
+    full: Vec<usize>,
     tokens: usize,
 }
 
@@ -261,6 +263,7 @@ fn build_rows(seqs: &[(&[u32], &[u32])], pad: u32) -> Result<Rows> {
         targets,
         seg,
         lens,
+        full: seqs.iter().map(|(p, a)| p.len() + a.len()).collect(),
         tokens,
     })
 }
@@ -343,7 +346,7 @@ impl Preference<'_> {
                 self.cfg.loss
             );
         };
-        let h = hidden_no_grad(reference, &rows.ids)?;
+        let h = hidden_no_grad(reference, &rows.ids, Some(&rows.full))?;
         Ok(seq_logps(reference, rows, &h, false)?.detach())
     }
 }
@@ -367,7 +370,7 @@ pub fn precompute_reference(
             seqs.push((&it.sample.prompt, &it.sample.rejected));
         }
         let rows = build_rows(&seqs, pad_id)?;
-        let h = hidden_no_grad(reference, &rows.ids)?;
+        let h = hidden_no_grad(reference, &rows.ids, Some(&rows.full))?;
         let lp: Vec<f32> = seq_logps(reference, &rows, &h, false)?.to_vec1()?;
         let b = chunk.len();
         for (i, it) in chunk.iter_mut().enumerate() {
@@ -788,7 +791,7 @@ mod tests {
             .unwrap();
         // Summed log-probs of each row, then TRL's ORPO by hand.
         let rows = build_rows(&obj.sequences(&refs), 0).unwrap();
-        let h = hidden_no_grad(&m, &rows.ids).unwrap();
+        let h = hidden_no_grad(&m, &rows.ids, Some(&rows.full)).unwrap();
         let lp = v(&seq_logps(&m, &rows, &h, false).unwrap());
         let (lc, lr) = (&rows.lens[..2], &rows.lens[2..]);
         assert_eq!(lc, [3, 7]);

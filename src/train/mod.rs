@@ -467,17 +467,28 @@ fn linear_with_f32(t: &Tensor, f: impl FnOnce(&[f32])) -> Result<()> {
 
 /// The final hidden states without keeping any graph (evaluation, DPO's
 /// reference model): the fused layers' forward when they cover the model.
-pub fn hidden_no_grad(model: &Model, ids: &Tensor) -> Result<Tensor> {
+pub fn hidden_no_grad(model: &Model, ids: &Tensor, lengths: Option<&[usize]>) -> Result<Tensor> {
     if let Some(plan) = layer::Plan::new(model, &[]) {
+        // Only the real tokens of each row run (padding stays zero).
         let (b, t) = ids.dims2()?;
+        let lengths = lengths.map(<[usize]>::to_vec).unwrap_or_else(|| vec![t; b]);
+        if lengths.len() != b || lengths.iter().any(|&l| l > t) {
+            bail!("row lengths {lengths:?} do not fit a [{b}, {t}] batch");
+        }
         let flat: Vec<u32> = ids
             .to_dtype(candle_core::DType::U32)?
             .flatten_all()?
             .to_vec1()?;
-        let pack = layer::Packing::new(&vec![t; b]);
+        let pack = layer::Packing::new(&lengths);
+        let rows: Vec<u32> = pack
+            .seqs
+            .iter()
+            .enumerate()
+            .flat_map(|(bi, &(_, l))| flat[bi * t..bi * t + l].iter().copied())
+            .collect();
         let h = plan.dims.hidden;
         let mut x = vec![0f32; pack.rows * h];
-        model.embed_rows(&flat, &mut x)?;
+        model.embed_rows(&rows, &mut x)?;
         let k = layer::cpu::Cpu::new(model.inv_freq(), pack.max_len());
         let (mut s, mut sc, mut y) = (
             layer::Saved::default(),
@@ -489,7 +500,7 @@ pub fn hidden_no_grad(model: &Model, ids: &Tensor) -> Result<Tensor> {
             layer::forward(&k, &plan.dims, l, &pack, None, &mut s, &mut sc, &mut y)?;
             x = std::mem::take(&mut y);
         }
-        let x = Tensor::from_vec(x, (b, t, h), &candle_core::Device::Cpu)?;
+        let x = unpack(&pack, &x, b, t, h)?;
         return Ok(model.train_final_norm(&x)?.detach());
     }
     let (mut x, ctx) = model.train_embed(ids, None)?;
@@ -718,7 +729,8 @@ pub fn evaluate<T>(
         if w == 0.0 {
             continue;
         }
-        let h = hidden_no_grad(model, &objective.inputs(&items)?)?;
+        let lengths = objective.lengths(&items);
+        let h = hidden_no_grad(model, &objective.inputs(&items)?, lengths.as_deref())?;
         let out = objective.loss_from_hidden(model, &items, &h, 1.0, false)?;
         loss += out
             .loss

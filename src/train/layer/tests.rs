@@ -250,7 +250,7 @@ fn fused_forward_without_gradients_equals_the_candle_layers() {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let got: Vec<f32> = hidden_no_grad(&m, &ids)
+        let got: Vec<f32> = hidden_no_grad(&m, &ids, None)
             .unwrap()
             .flatten_all()
             .unwrap()
@@ -258,5 +258,17 @@ fn fused_forward_without_gradients_equals_the_candle_layers() {
             .unwrap();
         let e = max_rel(&want, &got);
         assert!(e < 1e-5, "{arch}: {e}");
+        // With the rows' real lengths (the second is 7 tokens, then padding)
+        // the real positions are the same and the padding is zero.
+        let packed: Vec<f32> = hidden_no_grad(&m, &ids, Some(&[12, 7]))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let h = m.config().hidden_size;
+        let real = 12 * h + 7 * h;
+        assert!(max_rel(&got[..real], &packed[..real]) < 1e-6, "{arch}");
+        assert!(packed[real..].iter().all(|v| *v == 0.0), "{arch}");
     }
 }
