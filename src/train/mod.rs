@@ -182,8 +182,19 @@ fn packed_inputs<T>(
     items: &[&T],
 ) -> Result<(Tensor, layer::Packing, Vec<f32>)> {
     let ids = objective.inputs(items)?;
+    let (pack, x) = pack_ids(model, &ids, objective.lengths(items).as_deref())?;
+    Ok((ids, pack, x))
+}
+
+/// The real tokens of right-padded `ids [B, T]` (`lengths` of each row, all
+/// `T` when `None`) packed end to end, and their embeddings.
+fn pack_ids(
+    model: &Model,
+    ids: &Tensor,
+    lengths: Option<&[usize]>,
+) -> Result<(layer::Packing, Vec<f32>)> {
     let (b, t) = ids.dims2()?;
-    let lengths = objective.lengths(items).unwrap_or_else(|| vec![t; b]);
+    let lengths = lengths.map(<[usize]>::to_vec).unwrap_or_else(|| vec![t; b]);
     if lengths.len() != b || lengths.iter().any(|&l| l > t) {
         bail!("row lengths {lengths:?} do not fit a [{b}, {t}] batch");
     }
@@ -198,7 +209,7 @@ fn packed_inputs<T>(
     }
     let mut x = vec![0f32; pack.rows * model.config().hidden_size];
     model.embed_rows(&rows, &mut x)?;
-    Ok((ids, pack, x))
+    Ok((pack, x))
 }
 
 /// `[rows, h]` packed rows to a right-padded `[B, T, h]` tensor (zeros at
@@ -471,24 +482,8 @@ pub fn hidden_no_grad(model: &Model, ids: &Tensor, lengths: Option<&[usize]>) ->
     if let Some(plan) = layer::Plan::new(model, &[]) {
         // Only the real tokens of each row run (padding stays zero).
         let (b, t) = ids.dims2()?;
-        let lengths = lengths.map(<[usize]>::to_vec).unwrap_or_else(|| vec![t; b]);
-        if lengths.len() != b || lengths.iter().any(|&l| l > t) {
-            bail!("row lengths {lengths:?} do not fit a [{b}, {t}] batch");
-        }
-        let flat: Vec<u32> = ids
-            .to_dtype(candle_core::DType::U32)?
-            .flatten_all()?
-            .to_vec1()?;
-        let pack = layer::Packing::new(&lengths);
-        let rows: Vec<u32> = pack
-            .seqs
-            .iter()
-            .enumerate()
-            .flat_map(|(bi, &(_, l))| flat[bi * t..bi * t + l].iter().copied())
-            .collect();
+        let (pack, mut x) = pack_ids(model, ids, lengths)?;
         let h = plan.dims.hidden;
-        let mut x = vec![0f32; pack.rows * h];
-        model.embed_rows(&rows, &mut x)?;
         let k = layer::cpu::Cpu::new(model.inv_freq(), pack.max_len());
         let (mut s, mut sc, mut y) = (
             layer::Saved::default(),
