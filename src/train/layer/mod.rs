@@ -25,6 +25,7 @@ pub mod cpu;
 #[cfg(test)]
 mod tests;
 
+use crate::model::config::LINEAR_MODULES;
 use crate::model::decoder::Layer;
 use crate::model::linear::{Linear, Lora};
 use crate::model::Model;
@@ -32,17 +33,6 @@ use crate::train::optim::Param;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 use std::collections::HashMap;
-
-/// The seven projections of a decoder layer, in [`MODULES`] order.
-pub const MODULES: [&str; 7] = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-];
 
 /// Sequences packed end to end: sequence `s` occupies rows
 /// `seqs[s].0 .. seqs[s].0 + seqs[s].1` of every `[rows, width]` buffer.
@@ -118,22 +108,16 @@ pub struct LoraRef<'a> {
 pub struct LayerRef<'a> {
     pub index: usize,
     pub layer: &'a Layer,
-    /// The LoRAs of each projection, innermost first.
+    /// The LoRAs of each projection (indexed in
+    /// [`LINEAR_MODULES`] order), innermost first.
     pub loras: [Vec<LoraRef<'a>>; 7],
 }
 
 impl<'a> LayerRef<'a> {
     fn linear(&self, m: usize) -> &'a Linear {
-        let l = self.layer;
-        match m {
-            0 => &l.q_proj,
-            1 => &l.k_proj,
-            2 => &l.v_proj,
-            3 => &l.o_proj,
-            4 => &l.gate_proj,
-            5 => &l.up_proj,
-            _ => &l.down_proj,
-        }
+        self.layer
+            .linear(LINEAR_MODULES[m])
+            .expect("LINEAR_MODULES names the decoder's projections")
     }
 }
 
